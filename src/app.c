@@ -1,0 +1,251 @@
+/*
+ * app.c: building the gateway on one event loop, reloading it, and draining
+ * it on SIGTERM. Signals are libevent events, so their handlers run in the
+ * loop, never in signal context.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+
+#include <event2/event.h>
+
+#include "app.h"
+#include "callrec.h"
+#include "cglog.h"
+#include "conf.h"
+#include "front.h"
+#include "relay.h"
+#include "routes.h"
+#include "store.h"
+#include "upstream.h"
+#include "util.h"
+
+char *
+app_key(const struct app *app, char *out, unsigned long outlen, const char *fmt, ...)
+{
+    size_t n = (size_t)snprintf(out, outlen, "%s", app->conf->redis.key_prefix);
+    va_list ap;
+
+    if (n < outlen) {
+        va_start(ap, fmt);
+        vsnprintf(out + n, outlen - n, fmt, ap);
+        va_end(ap);
+    }
+    return out;
+}
+
+static struct store *
+app_store_new(struct event_base *base, const struct conf *c)
+{
+    struct store_opts o = {
+        .host = c->redis.host,
+        .port = c->redis.port,
+        .unix_path = c->redis.unix_path,
+        .password = c->redis.password,
+        .db = c->redis.db,
+        .connect_timeout_ms = c->redis.connect_timeout_ms,
+        .command_timeout_ms = c->redis.command_timeout_ms,
+        .backoff_min_ms = c->redis.backoff_min_ms,
+        .backoff_max_ms = c->redis.backoff_max_ms,
+    };
+
+    return store_new(base, &o);
+}
+
+struct app *
+app_new(struct event_base *base, struct conf *conf, struct route_table *routes)
+{
+    struct app *app = calloc(1, sizeof(*app));
+    struct upstream_opts uo = {.max_host_connections = 0,
+                               .max_total_connections = 1024,
+                               .max_response_bytes = (size_t)conf->limits.max_vendor_response_bytes};
+    enum cglog_level level;
+
+    if (app == NULL) {
+        return NULL;
+    }
+    if (cglog_parse_level(conf->log_level, &level) == 0) {
+        cglog_set_level(level);
+    }
+    app->base = base;
+    app->conf = conf;
+    app->routes = routes;
+    app->store = app_store_new(base, conf);
+    app->upstream = upstream_new(base, &uo);
+    app->lua_begin = store_script_new(callrec_lua_begin);
+    app->lua_finish = store_script_new(callrec_lua_finish);
+    app->lua_release = store_script_new(callrec_lua_release);
+    app->lua_event = store_script_new(callrec_lua_event);
+    app->relay = relay_new(app);
+    if (app->store == NULL || app->upstream == NULL || app->lua_begin == NULL ||
+        app->lua_finish == NULL || app->lua_release == NULL || app->lua_event == NULL ||
+        app->relay == NULL) {
+        cglog_error("startup_failed", "{s:s}", "reason", "out of memory");
+        app_free(app);
+        return NULL;
+    }
+    app->front = front_new(app);
+    if (app->front == NULL) {
+        app_free(app);
+        return NULL;
+    }
+    cglog_info("started", "{s:s, s:s, s:i}", "conf", conf->path, "routes_version",
+               routes->version, "tenants", (int)conf->ntenants);
+    return app;
+}
+
+int
+app_reload(struct app *app)
+{
+    char *errors = NULL, *warnings = NULL, *dir;
+    struct conf *c = conf_load(app->conf->path, &errors);
+    struct route_table *t;
+
+    if (c == NULL) {
+        cglog_error("reload_refused", "{s:s, s:s}", "what", "conf", "errors",
+                    errors != NULL ? errors : "");
+        free(errors);
+        return -1;
+    }
+    dir = conf_routes_path(c);
+    t = dir != NULL ? routes_load_dir(dir, c, &errors, &warnings) : NULL;
+    free(dir);
+    if (t == NULL) {
+        cglog_error("reload_refused", "{s:s, s:s}", "what", "routes", "errors",
+                    errors != NULL ? errors : "");
+        free(errors);
+        conf_unref(c);
+        return -1;
+    }
+    if (warnings != NULL) {
+        cglog_warn("routes_warning", "{s:s}", "warnings", warnings);
+        free(warnings);
+    }
+    if (strcmp(c->listen_host, app->conf->listen_host) != 0 ||
+        c->listen_port != app->conf->listen_port ||
+        strcmp(c->redis.host, app->conf->redis.host) != 0 ||
+        c->redis.port != app->conf->redis.port) {
+        cglog_warn("reload_partial", "{s:s}", "detail",
+                   "listen and redis settings change only on restart");
+    }
+    conf_unref(app->conf);
+    routes_unref(app->routes);
+    app->conf = c;
+    app->routes = t;
+    cglog_info("reloaded", "{s:s, s:i}", "routes_version", t->version, "tenants",
+               (int)c->ntenants);
+    return 0;
+}
+
+static void
+app_drain_check(evutil_socket_t fd, short what, void *arg)
+{
+    struct app *app = arg;
+
+    if (front_inflight(app->front) == 0 && relay_pending(app->relay) == 0) {
+        cglog_info("drained", NULL);
+        event_base_loopexit(app->base, NULL);
+    }
+}
+
+static void
+app_drain_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct app *app = arg;
+
+    cglog_warn("drain_deadline", "{s:i, s:i}", "requests", front_inflight(app->front),
+               "deliveries", relay_pending(app->relay));
+    front_abort_all(app->front);
+    event_base_loopexit(app->base, NULL);
+}
+
+void
+app_drain(struct app *app)
+{
+    struct timeval every = {0, 50 * 1000};
+    struct timeval deadline;
+
+    if (app->draining) {
+        return;
+    }
+    app->draining = 1;
+    cglog_info("draining", "{s:i, s:i}", "requests", front_inflight(app->front), "deliveries",
+               relay_pending(app->relay));
+    front_stop_accepting(app->front);
+    deadline.tv_sec = app->conf->limits.drain_timeout_ms / 1000;
+    deadline.tv_usec = (app->conf->limits.drain_timeout_ms % 1000) * 1000;
+    app->drain_timer = event_new(app->base, -1, EV_PERSIST, app_drain_check, app);
+    app->drain_deadline = evtimer_new(app->base, app_drain_deadline, app);
+    if (app->drain_timer == NULL || app->drain_deadline == NULL) {
+        event_base_loopexit(app->base, NULL);
+        return;
+    }
+    event_add(app->drain_timer, &every);
+    event_add(app->drain_deadline, &deadline);
+}
+
+static void
+app_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct app *app = arg;
+
+    if (sig == SIGHUP) {
+        cglog_info("sighup", NULL);
+        app_reload(app);
+    } else {
+        app_drain(app);
+    }
+}
+
+int
+app_install_signals(struct app *app)
+{
+    app->sig_term = evsignal_new(app->base, SIGTERM, app_on_signal, app);
+    app->sig_int = evsignal_new(app->base, SIGINT, app_on_signal, app);
+    app->sig_hup = evsignal_new(app->base, SIGHUP, app_on_signal, app);
+    if (app->sig_term == NULL || app->sig_int == NULL || app->sig_hup == NULL ||
+        event_add(app->sig_term, NULL) != 0 || event_add(app->sig_int, NULL) != 0 ||
+        event_add(app->sig_hup, NULL) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+void
+app_free(struct app *app)
+{
+    if (app == NULL) {
+        return;
+    }
+    if (app->front != NULL) {
+        front_abort_all(app->front);
+    }
+    relay_free(app->relay);
+    front_free(app->front);
+    upstream_free(app->upstream);
+    store_free(app->store);
+    store_script_free(app->lua_begin);
+    store_script_free(app->lua_finish);
+    store_script_free(app->lua_release);
+    store_script_free(app->lua_event);
+    if (app->drain_timer != NULL) {
+        event_free(app->drain_timer);
+    }
+    if (app->drain_deadline != NULL) {
+        event_free(app->drain_deadline);
+    }
+    if (app->sig_term != NULL) {
+        event_free(app->sig_term);
+    }
+    if (app->sig_int != NULL) {
+        event_free(app->sig_int);
+    }
+    if (app->sig_hup != NULL) {
+        event_free(app->sig_hup);
+    }
+    routes_unref(app->routes);
+    conf_unref(app->conf);
+    free(app);
+}

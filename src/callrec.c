@@ -1,0 +1,285 @@
+/*
+ * callrec.c: call statuses, the Lua scripts that change call records, and
+ * the rendering of a record into the tenant's call object.
+ *
+ * Redis layout (every key under the configured prefix, "cg:" by default):
+ *   call:<id>              hash: the call record (fields listed in callrec_render)
+ *   call:<id>:events       list: status history, JSON objects, newest last
+ *   calls:<tenant>         zset: call ids by creation time
+ *   idem:<tenant>:<sha256> hash: idempotency state {state, fp, call_id, code, body}
+ *   dedupe:<vendor>:<key>  string: a vendor webhook already stored
+ *   orphans                stream: webhooks for calls we do not know (kept, never dropped)
+ *
+ * The scripts keep the status rule (callrec.h) inside Redis, so a webhook and
+ * the placement answer racing on two replicas still leave the right status.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+
+#include "callrec.h"
+
+const char *const call_status_text[CALL_STATUS_MAX] = {
+    [CALL_QUEUED] = "queued",         [CALL_SCHEDULED] = "scheduled",
+    [CALL_RINGING] = "ringing",       [CALL_IN_PROGRESS] = "in_progress",
+    [CALL_COMPLETED] = "completed",   [CALL_NO_ANSWER] = "no_answer",
+    [CALL_BUSY] = "busy",             [CALL_FAILED] = "failed",
+    [CALL_CANCELED] = "canceled",     [CALL_UNKNOWN] = "unknown",
+};
+
+static const char *const call_event_type[CALL_STATUS_MAX] = {
+    [CALL_QUEUED] = "call.queued",         [CALL_SCHEDULED] = "call.scheduled",
+    [CALL_RINGING] = "call.ringing",       [CALL_IN_PROGRESS] = "call.answered",
+    [CALL_COMPLETED] = "call.completed",   [CALL_NO_ANSWER] = "call.no_answer",
+    [CALL_BUSY] = "call.busy",             [CALL_FAILED] = "call.failed",
+    [CALL_CANCELED] = "call.canceled",     [CALL_UNKNOWN] = "call.unknown",
+};
+
+int
+call_status_parse(const char *s, enum call_status *out)
+{
+    int i;
+
+    for (i = 0; s != NULL && i < CALL_STATUS_MAX; i++) {
+        if (strcmp(s, call_status_text[i]) == 0) {
+            *out = (enum call_status)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int
+call_status_terminal(enum call_status s)
+{
+    return s >= CALL_COMPLETED && s <= CALL_CANCELED;
+}
+
+int
+call_status_rank(enum call_status s)
+{
+    switch (s) {
+    case CALL_QUEUED:
+    case CALL_SCHEDULED:
+        return 0;
+    case CALL_RINGING:
+        return 1;
+    case CALL_IN_PROGRESS:
+        return 2;
+    case CALL_UNKNOWN:
+        return -1;
+    default:
+        return 3;
+    }
+}
+
+const char *
+call_status_event_type(enum call_status s)
+{
+    return s < CALL_STATUS_MAX ? call_event_type[s] : "call.unknown";
+}
+
+/*
+ * begin: mint a call record, claiming the idempotency key first when there is one.
+ * KEYS: call, tenant index, [idem]. ARGV: in-flight ttl s, fingerprint, call id,
+ * created ms, field, value, ...
+ * Returns {"new"} | {"mismatch"} | {"conflict"} | {"replay", code, body}.
+ */
+const char callrec_lua_begin[] =
+    "if #KEYS == 3 then\n"
+    "  local st = redis.call('HGET', KEYS[3], 'state')\n"
+    "  if st then\n"
+    "    if redis.call('HGET', KEYS[3], 'fp') ~= ARGV[2] then return {'mismatch'} end\n"
+    "    if st == 'done' then\n"
+    "      return {'replay', redis.call('HGET', KEYS[3], 'code'),\n"
+    "              redis.call('HGET', KEYS[3], 'body')}\n"
+    "    end\n"
+    "    return {'conflict'}\n"
+    "  end\n"
+    "  redis.call('HSET', KEYS[3], 'state', 'in_flight', 'fp', ARGV[2], 'call_id', ARGV[3])\n"
+    "  redis.call('EXPIRE', KEYS[3], ARGV[1])\n"
+    "end\n"
+    "redis.call('HSET', KEYS[1], unpack(ARGV, 5))\n"
+    "redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])\n"
+    "return {'new'}\n";
+
+/*
+ * finish: record the placement's result and settle the idempotency key.
+ * KEYS: call, [idem]. ARGV: mode ("store" keeps the answer for replay,
+ * "release" frees the key because no vendor can have placed the call),
+ * idem ttl s, code, body, call id, status, rank, field, value, ...
+ * The status follows the forward-only rule: a webhook may have moved it on.
+ */
+const char callrec_lua_finish[] =
+    "local cur = redis.call('HGET', KEYS[1], 'status')\n"
+    "local rank = tonumber(redis.call('HGET', KEYS[1], 'rank') or '-1')\n"
+    "if cur == false or cur == 'unknown' or tonumber(ARGV[7]) > rank then\n"
+    "  redis.call('HSET', KEYS[1], 'status', ARGV[6], 'rank', ARGV[7])\n"
+    "end\n"
+    "if #ARGV > 7 then redis.call('HSET', KEYS[1], unpack(ARGV, 8)) end\n"
+    "if #KEYS == 2 then\n"
+    "  if ARGV[1] == 'store' then\n"
+    "    redis.call('HSET', KEYS[2], 'state', 'done', 'code', ARGV[3], 'body', ARGV[4])\n"
+    "    redis.call('EXPIRE', KEYS[2], ARGV[2])\n"
+    "  elseif redis.call('HGET', KEYS[2], 'call_id') == ARGV[5] then\n"
+    "    redis.call('DEL', KEYS[2])\n"
+    "  end\n"
+    "end\n"
+    "return redis.call('HGET', KEYS[1], 'status')\n";
+
+/*
+ * release: give an idempotency key back without touching any call (the
+ * request died before it reached a vendor). KEYS: idem. ARGV: call id.
+ */
+const char callrec_lua_release[] =
+    "if redis.call('HGET', KEYS[1], 'call_id') == ARGV[1] and\n"
+    "   redis.call('HGET', KEYS[1], 'state') == 'in_flight' then\n"
+    "  redis.call('DEL', KEYS[1])\n"
+    "end\n"
+    "return 'ok'\n";
+
+/*
+ * event: store a vendor event durably and apply it to its call.
+ * KEYS: call, call events, dedupe, orphans. ARGV: dedupe ttl s, tenant,
+ * status, rank, event JSON object, now ms, field, value, ...
+ * Returns {"dup"} (already stored), {"orphan"} (no such call for this
+ * tenant; kept in the orphan stream) or {"ok", applied, HGETALL of the call}.
+ */
+const char callrec_lua_event[] =
+    "if not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[1]) then return {'dup'} end\n"
+    "if redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[2] then\n"
+    "  redis.call('XADD', KEYS[4], 'MAXLEN', '~', '100000', '*', 'tenant', ARGV[2],\n"
+    "             'event', ARGV[5])\n"
+    "  return {'orphan'}\n"
+    "end\n"
+    "local cur = redis.call('HGET', KEYS[1], 'status')\n"
+    "local rank = tonumber(redis.call('HGET', KEYS[1], 'rank') or '-1')\n"
+    "local applied = 0\n"
+    "if cur == 'unknown' or tonumber(ARGV[4]) > rank then\n"
+    "  applied = 1\n"
+    "  redis.call('HSET', KEYS[1], 'status', ARGV[3], 'rank', ARGV[4])\n"
+    "end\n"
+    "for i = 7, #ARGV, 2 do\n"
+    "  if applied == 1 then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])\n"
+    "  else redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end\n"
+    "end\n"
+    "redis.call('HSET', KEYS[1], 'updated_at', ARGV[6])\n"
+    "redis.call('RPUSH', KEYS[2], '{\"applied\":' .. (applied == 1 and 'true' or 'false') ..\n"
+    "           ',' .. string.sub(ARGV[5], 2))\n"
+    "redis.call('LTRIM', KEYS[2], -200, -1)\n"
+    "return {'ok', tostring(applied), redis.call('HGETALL', KEYS[1])}\n";
+
+/* Fields rendered as they are (strings), in output order. */
+static const char *const callrec_plain[] = {"id", "status", "type", "to", "from", "agent",
+                                            "reference", "vendor", "vendor_call_id", "route",
+                                            "created_at"};
+static const char *const callrec_plain_detail[] = {"started_at", "answered_at", "ended_at",
+                                                   "disposition", "vendor_status"};
+
+json_t *
+callrec_fields_from_reply(const struct redisReply *pairs, size_t first)
+{
+    json_t *o;
+    size_t i;
+
+    if (pairs == NULL || pairs->type != REDIS_REPLY_ARRAY || pairs->elements <= first) {
+        return NULL;
+    }
+    o = json_object();
+    for (i = first; i + 1 < pairs->elements; i += 2) {
+        const struct redisReply *k = pairs->element[i], *v = pairs->element[i + 1];
+        if (k->type == REDIS_REPLY_STRING && v->type == REDIS_REPLY_STRING) {
+            json_object_set_new(o, k->str, json_stringn(v->str, v->len));
+        }
+    }
+    if (json_object_get(o, "id") == NULL) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+const char *
+callrec_field(const json_t *fields, const char *name)
+{
+    const json_t *v = json_object_get(fields, name);
+
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static json_t *
+callrec_string_or_null(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? json_string(s) : json_null();
+}
+
+/* A JSON text stored in a field, or def when absent or unparsable. */
+static json_t *
+callrec_json_field(const char *s, json_t *def)
+{
+    json_t *v = s != NULL ? json_loads(s, 0, NULL) : NULL;
+
+    if (v == NULL) {
+        return def;
+    }
+    json_decref(def);
+    return v;
+}
+
+json_t *
+callrec_render(const json_t *fields, const struct redisReply *events, int with_detail)
+{
+    json_t *o, *list;
+    const char *id, *s;
+    size_t i;
+
+    id = callrec_field(fields, "id");
+    if (id == NULL) {
+        return NULL;
+    }
+    o = json_object();
+    for (i = 0; i < sizeof(callrec_plain) / sizeof(callrec_plain[0]); i++) {
+        json_object_set_new(o, callrec_plain[i],
+                            callrec_string_or_null(callrec_field(fields, callrec_plain[i])));
+    }
+    json_object_set_new(o, "tags", callrec_json_field(callrec_field(fields, "tags"), json_object()));
+    json_object_set_new(o, "attempts",
+                        callrec_json_field(callrec_field(fields, "attempts"), json_array()));
+    if (!with_detail) {
+        return o;
+    }
+    for (i = 0; i < sizeof(callrec_plain_detail) / sizeof(callrec_plain_detail[0]); i++) {
+        json_object_set_new(
+            o, callrec_plain_detail[i],
+            callrec_string_or_null(callrec_field(fields, callrec_plain_detail[i])));
+    }
+    s = callrec_field(fields, "duration_seconds");
+    json_object_set_new(o, "duration_seconds",
+                        s != NULL ? json_integer(strtol(s, NULL, 10)) : json_null());
+    s = callrec_field(fields, "recording_vendor_url");
+    if (s != NULL && s[0] != '\0') {
+        char url[128];
+        snprintf(url, sizeof(url), "/v1/calls/%s/recording", id);
+        json_object_set_new(o, "recording_url", json_string(url));
+    } else {
+        json_object_set_new(o, "recording_url", json_null());
+    }
+    json_object_set_new(o, "legs", callrec_json_field(callrec_field(fields, "legs"), json_array()));
+    if (events != NULL) {
+        list = json_array();
+        if (events->type == REDIS_REPLY_ARRAY) {
+            for (i = 0; i < events->elements; i++) {
+                const struct redisReply *e = events->element[i];
+                json_t *ev = e->type == REDIS_REPLY_STRING ? json_loads(e->str, 0, NULL) : NULL;
+                if (ev != NULL) {
+                    json_array_append_new(list, ev);
+                }
+            }
+        }
+        json_object_set_new(o, "events", list);
+    }
+    return o;
+}

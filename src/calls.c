@@ -1,0 +1,969 @@
+/*
+ * calls.c: placing and reading calls.
+ *
+ * POST /v1/calls runs as a small state machine on one struct place:
+ *   validate -> route -> begin (Lua: claim the idempotency key and write the
+ *   call record with status "unknown") -> attempt each candidate vendor in
+ *   turn -> finish (Lua: final status, attempts, and the idempotent answer)
+ *   -> reply.
+ * The record exists before any vendor is contacted, so a crash mid-call
+ * leaves an "unknown" call to reconcile rather than nothing.
+ *
+ * Failover follows API.md: move to the next vendor only when the previous one
+ * certainly did not place the call (explicit rejection, documented "not
+ * queued", or the request never left). A timeout or a broken connection after
+ * the request was sent, or an answer we cannot read, stops the walk: the call
+ * may exist, so placing it elsewhere could ring the customer twice.
+ *
+ * Idempotency: the answer is stored for replay once any vendor may have seen
+ * the request; when none can have (all attempts failed before sending), the
+ * key is released so that the client may retry.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/http.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+
+#include "app.h"
+#include "callrec.h"
+#include "calls.h"
+#include "cglog.h"
+#include "conf.h"
+#include "crypto.h"
+#include "front.h"
+#include "phone.h"
+#include "problem.h"
+#include "routes.h"
+#include "store.h"
+#include "upstream.h"
+#include "util.h"
+#include "vendor.h"
+
+#define CALLS_MAX_CANDIDATES 16
+
+struct place {
+    struct front_req *r;          /* NULL once the client has been answered */
+    struct app *app;
+    struct conf *conf;            /* reference: tenant and vendors live in it */
+    const struct conf_tenant *tenant;
+    json_t *fields;               /* the call record, field -> string */
+    char call_id[48];
+    char idem_key[320];           /* Redis key, "" without Idempotency-Key */
+    char fp[CRYPTO_SHA256_HEX_LEN + 1];
+    char to[PHONE_E164_MAX];
+    char from[PHONE_E164_MAX];    /* "" when the request named none */
+    const char *candidates[CALLS_MAX_CANDIDATES];
+    size_t ncandidates;
+    size_t next;                  /* next candidate to try */
+    json_t *attempts;
+    struct upstream_req *up;      /* running vendor attempt */
+    struct vendor_http http;
+    const char *vendor;           /* vendor of the running attempt */
+    int64_t attempt_start_us;
+    int contacted;                /* a vendor may have seen the request */
+    int any_rejected;
+    int store_pending;            /* a store command is in flight */
+    /* the answer, decided once */
+    int code;
+    char *answer;                 /* serialised body */
+    const char *content_type;
+    const char *retry_after;
+};
+
+/* ---- validation ---------------------------------------------------------- */
+
+static const char *const calls_fields[] = {"to", "agent", "agent_group", "from", "reference",
+                                           "type", "scheduled_at", "queue", "ticket_id",
+                                           "record", "max_ring_seconds", "lang", "tags",
+                                           "vendor", "callback_url", NULL};
+
+/* An optional string field: NULL when absent; error when present but not a usable string. */
+static const char *
+calls_opt_string(json_t *body, const char *field, size_t max, json_t *errors)
+{
+    json_t *v = json_object_get(body, field);
+    char msg[96];
+
+    if (v == NULL || json_is_null(v)) {
+        return NULL;
+    }
+    if (!json_is_string(v)) {
+        problem_add_error(errors, field, "must be a string");
+        return NULL;
+    }
+    if (json_string_length(v) == 0 || json_string_length(v) > max) {
+        snprintf(msg, sizeof(msg), "must be 1 to %zu characters", max);
+        problem_add_error(errors, field, msg);
+        return NULL;
+    }
+    if (strlen(json_string_value(v)) != json_string_length(v)) {
+        problem_add_error(errors, field, "must not contain NUL");
+        return NULL;
+    }
+    return json_string_value(v);
+}
+
+static int
+calls_check_lang(const char *s)
+{
+    size_t i, n = strlen(s);
+
+    if (n < 2 || n > 16) {
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        if (!isalpha((unsigned char)s[i]) && s[i] != '-') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The callback URL rules that can be checked on the text (connect time is the relay's). */
+static const char *
+calls_check_callback(const struct conf *c, const char *url)
+{
+    struct evhttp_uri *u = evhttp_uri_parse_with_flags(url, 0);
+    const char *why = NULL, *scheme, *host;
+
+    if (u == NULL || (host = evhttp_uri_get_host(u)) == NULL || host[0] == '\0') {
+        why = "must be an absolute https URL";
+    } else if ((scheme = evhttp_uri_get_scheme(u)) == NULL ||
+               (strcmp(scheme, "https") != 0 &&
+                !(c->callbacks.allow_http && strcmp(scheme, "http") == 0))) {
+        why = "must be an https URL";
+    } else if (evhttp_uri_get_userinfo(u) != NULL) {
+        why = "must not carry credentials";
+    } else {
+        size_t i;
+        int allowed = 0;
+        for (i = 0; i < c->callbacks.nallow_hosts; i++) {
+            allowed |= strcasecmp(host, c->callbacks.allow_hosts[i]) == 0;
+        }
+        if (!allowed && (strcasecmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
+                         strncmp(host, "10.", 3) == 0 || strncmp(host, "192.168.", 8) == 0 ||
+                         strncmp(host, "169.254.", 8) == 0 || strcmp(host, "0.0.0.0") == 0 ||
+                         strchr(host, ':') != NULL)) {
+            why = "must not point at a loopback, private or link-local address";
+        }
+    }
+    if (u != NULL) {
+        evhttp_uri_free(u);
+    }
+    return why;
+}
+
+/*
+ * Validate the body into p (numbers normalised) and fields. Appends every
+ * problem to errors.
+ */
+static void
+calls_validate(struct place *p, json_t *body, json_t *errors)
+{
+    const char *key, *s, *why;
+    json_t *v;
+    int64_t at;
+
+    json_object_foreach(body, key, v) {
+        size_t i;
+        int known = 0;
+        for (i = 0; calls_fields[i] != NULL; i++) {
+            known |= strcmp(key, calls_fields[i]) == 0;
+        }
+        if (!known) {
+            problem_add_error(errors, key, "unknown field");
+        }
+    }
+    v = json_object_get(body, "to");
+    if (v == NULL || json_is_null(v)) {
+        problem_add_error(errors, "to", "is required");
+    } else if (!json_is_string(v)) {
+        problem_add_error(errors, "to", "must be a string");
+    } else if (phone_normalize(json_string_value(v), p->tenant->default_country, p->to,
+                               sizeof(p->to), &why) != 0) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "not a phone number: %s", why);
+        problem_add_error(errors, "to", msg);
+    }
+    s = calls_opt_string(body, "from", 32, errors);
+    if (s != NULL && phone_normalize(s, p->tenant->default_country, p->from, sizeof(p->from),
+                                     &why) != 0) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "not a phone number: %s", why);
+        problem_add_error(errors, "from", msg);
+    }
+    s = calls_opt_string(body, "type", 16, errors);
+    if (s != NULL && strcmp(s, "outbound") != 0 && strcmp(s, "inbound") != 0 &&
+        strcmp(s, "scheduled") != 0) {
+        problem_add_error(errors, "type", "must be outbound, inbound or scheduled");
+    }
+    json_object_set_new(p->fields, "type", json_string(s != NULL ? s : "outbound"));
+    s = calls_opt_string(body, "agent", 128, errors);
+    if (s != NULL) {
+        json_object_set_new(p->fields, "agent", json_string(s));
+    }
+    calls_opt_string(body, "agent_group", 128, errors);
+    if (json_object_get(body, "agent") == NULL && json_object_get(body, "agent_group") == NULL &&
+        strcmp(callrec_field(p->fields, "type"), "inbound") != 0) {
+        problem_add_error(errors, "agent", "is required (or agent_group) for this call type");
+    }
+    s = calls_opt_string(body, "reference", 255, errors);
+    if (s != NULL) {
+        json_object_set_new(p->fields, "reference", json_string(s));
+    }
+    s = calls_opt_string(body, "scheduled_at", 64, errors);
+    if (s != NULL) {
+        if (util_parse_time(s, NULL, &at) != 0 || strlen(s) < 20) {
+            problem_add_error(errors, "scheduled_at", "must be an RFC 3339 time with a zone");
+        } else if (at <= util_now_ms()) {
+            problem_add_error(errors, "scheduled_at", "must be in the future");
+        }
+    } else if (strcmp(callrec_field(p->fields, "type"), "scheduled") == 0) {
+        problem_add_error(errors, "scheduled_at", "is required for scheduled calls");
+    }
+    calls_opt_string(body, "queue", 128, errors);
+    calls_opt_string(body, "ticket_id", 128, errors);
+    v = json_object_get(body, "record");
+    if (v != NULL && !json_is_boolean(v)) {
+        problem_add_error(errors, "record", "must be true or false");
+    }
+    json_object_set_new(p->fields, "record", json_string(v == NULL || json_is_true(v) ? "1" : "0"));
+    v = json_object_get(body, "max_ring_seconds");
+    if (v != NULL && (!json_is_integer(v) || json_integer_value(v) < 5 ||
+                      json_integer_value(v) > 120)) {
+        problem_add_error(errors, "max_ring_seconds", "must be an integer from 5 to 120");
+    }
+    json_object_set_new(p->fields, "max_ring_seconds",
+                        json_sprintf("%lld", json_is_integer(v) ? (long long)json_integer_value(v)
+                                                                : 30LL));
+    s = calls_opt_string(body, "lang", 16, errors);
+    if (s != NULL && !calls_check_lang(s)) {
+        problem_add_error(errors, "lang", "must be a language tag such as en or fr-CA");
+    }
+    json_object_set_new(p->fields, "lang", json_string(s != NULL ? s : "en"));
+    v = json_object_get(body, "tags");
+    if (v != NULL) {
+        const char *tk;
+        json_t *tv;
+        int ok = json_is_object(v) && json_object_size(v) <= 32;
+        json_object_foreach(ok ? v : NULL, tk, tv) {
+            ok &= json_is_string(tv) && strlen(tk) <= 64 && json_string_length(tv) <= 256;
+        }
+        if (!ok) {
+            problem_add_error(errors, "tags", "must be an object of at most 32 string values");
+        } else {
+            char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+            if (text != NULL) {
+                json_object_set_new(p->fields, "tags", json_string(text));
+                free(text);
+            }
+        }
+    }
+    s = calls_opt_string(body, "vendor", 64, errors);
+    if (s != NULL && conf_tenant_vendor(p->tenant, s) == NULL) {
+        problem_add_error(errors, "vendor", "is not a vendor this tenant may use");
+    }
+    s = calls_opt_string(body, "callback_url", 2048, errors);
+    if (s != NULL) {
+        if ((why = calls_check_callback(p->conf, s)) != NULL) {
+            problem_add_error(errors, "callback_url", why);
+        } else {
+            json_object_set_new(p->fields, "callback_url", json_string(s));
+        }
+    }
+}
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+static void
+place_free(struct place *p)
+{
+    if (p->up != NULL) {
+        upstream_cancel(p->up);
+    }
+    vendor_http_clear(&p->http);
+    json_decref(p->fields);
+    json_decref(p->attempts);
+    conf_unref(p->conf);
+    free(p->answer);
+    free(p);
+}
+
+/* The client is answered; p lives on only while a store command is pending. */
+static void
+place_reply(struct place *p)
+{
+    struct front_req *r = p->r;
+    const char *extra[5] = {NULL};
+    int n = 0;
+
+    if (r == NULL) {
+        return;
+    }
+    p->r = NULL;
+    r->on_deadline = NULL;
+    r->ctx = NULL;
+    if (p->retry_after != NULL) {
+        extra[n++] = "Retry-After";
+        extra[n++] = p->retry_after;
+    }
+    if (p->code == 201 || p->code == 202) {
+        char loc[96];
+        snprintf(loc, sizeof(loc), "/v1/calls/%s", p->call_id);
+        extra[n++] = "Location";
+        extra[n++] = loc;
+        front_reply_raw(r, p->code, p->content_type, p->answer, strlen(p->answer), extra);
+    } else {
+        front_reply_raw(r, p->code, p->content_type, p->answer, strlen(p->answer), extra);
+    }
+}
+
+/* An early answer (before the place needs its own life): problem, then free. */
+static void
+place_fail(struct place *p, int code, const char *slug, const char *detail, json_t *errors,
+           const char *retry_after)
+{
+    struct front_req *r = p->r;
+
+    p->r = NULL;
+    if (r != NULL) {
+        r->on_deadline = NULL;
+        front_problem_ex(r, code, slug, detail, errors, NULL,
+                         retry_after ? (const char *const[]){"Retry-After", retry_after, NULL}
+                                     : NULL);
+    } else {
+        json_decref(errors);
+    }
+    if (!p->store_pending) {
+        place_free(p);
+    }
+}
+
+static void
+place_on_deadline(struct front_req *r)
+{
+    struct place *p = r->ctx;
+
+    if (p->up != NULL) {
+        /* Cannot happen with a valid conf (vendor timeouts are shorter); be safe. */
+        upstream_cancel(p->up);
+        p->up = NULL;
+    }
+    place_fail(p, 503, "store-unavailable", "the call store did not answer in time", NULL, "1");
+}
+
+/* ---- finish -------------------------------------------------------------- */
+
+static void
+place_on_finish(enum store_result res, const struct redisReply *reply, void *arg)
+{
+    struct place *p = arg;
+
+    p->store_pending = 0;
+    if (res != STORE_OK) {
+        /* The answer still goes out: the vendor has decided. The key stays
+         * in flight until it expires, which is the safe side. */
+        cglog_error("call_finish_failed", "{s:s, s:s, s:s?}", "call_id", p->call_id, "result",
+                    store_result_text[res],
+                    "error", res == STORE_ERR_REPLY && reply != NULL ? reply->str : NULL);
+    }
+    place_reply(p);
+    place_free(p);
+}
+
+/* Decide the answer, write it with the record, then reply. */
+static void
+place_conclude(struct place *p, enum call_status status, int code, const char *slug,
+               const char *detail)
+{
+    char *attempts = json_dumps(p->attempts, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char keys[2][320], ttl[32], codebuf[8], rank[8], now[UTIL_TIME_LEN];
+    const char *args[40];
+    size_t argslen[40];
+    const char *k, *mode;
+    json_t *out;
+    int n = 0, nk;
+
+    json_object_set_new(p->fields, "attempts", json_string(attempts != NULL ? attempts : "[]"));
+    free(attempts);
+    json_object_set_new(p->fields, "status", json_string(call_status_text[status]));
+    if (code < 300) {
+        out = callrec_render(p->fields, NULL, 0);
+        p->content_type = "application/json";
+    } else {
+        out = problem_new(code, slug, detail, p->r != NULL ? p->r->request_id : NULL, NULL);
+        json_object_set_new(out, "call_id", json_string(p->call_id));
+        json_object_set(out, "attempts", p->attempts);
+        p->content_type = "application/problem+json";
+    }
+    p->code = code;
+    p->answer = out != NULL ? json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(out);
+    if (p->answer == NULL) {
+        p->answer = strdup("{}");
+    }
+    if (code == 503) {
+        p->retry_after = "5";
+    }
+    util_rfc3339(util_now_ms(), now, sizeof(now));
+    json_object_set_new(p->fields, "updated_at", json_string(now));
+
+    app_key(p->app, keys[0], sizeof(keys[0]), "call:%s", p->call_id);
+    args[n++] = keys[0];
+    nk = 1;
+    if (p->idem_key[0] != '\0') {
+        util_strlcpy(keys[1], p->idem_key, sizeof(keys[1]));
+        args[n++] = keys[1];
+        nk = 2;
+    }
+    mode = p->contacted ? "store" : "release";
+    snprintf(ttl, sizeof(ttl), "%ld", p->conf->idempotency.ttl_s);
+    snprintf(codebuf, sizeof(codebuf), "%d", code);
+    snprintf(rank, sizeof(rank), "%d", call_status_rank(status));
+    args[n++] = mode;
+    args[n++] = ttl;
+    args[n++] = codebuf;
+    args[n++] = p->answer;
+    args[n++] = p->call_id;
+    args[n++] = call_status_text[status];
+    args[n++] = rank;
+    for (k = "vendor"; k != NULL;) {
+        const char *v = callrec_field(p->fields, k);
+        if (v != NULL && n < 38) {
+            args[n++] = k;
+            args[n++] = v;
+        }
+        k = strcmp(k, "vendor") == 0           ? "vendor_call_id"
+            : strcmp(k, "vendor_call_id") == 0 ? "from"
+            : strcmp(k, "from") == 0           ? "attempts"
+            : strcmp(k, "attempts") == 0       ? "updated_at"
+                                               : NULL;
+    }
+    for (nk = 0; nk < n; nk++) {
+        argslen[nk] = strlen(args[nk]);
+    }
+    cglog_info("call_placed", "{s:s, s:s, s:s, s:i, s:s}", "call_id", p->call_id, "tenant",
+               p->tenant->id, "status", call_status_text[status], "http_status", code, "vendor",
+               callrec_field(p->fields, "vendor") ? callrec_field(p->fields, "vendor") : "");
+    p->store_pending = 1;
+    store_eval(p->app->store, p->app->lua_finish, p->idem_key[0] != '\0' ? 2 : 1, n, args,
+               argslen, place_on_finish, p);
+}
+
+/* ---- attempts ------------------------------------------------------------ */
+
+static void place_next(struct place *p);
+
+static void
+place_add_attempt(struct place *p, const char *vendor, const char *outcome, long http_status,
+                  const char *detail, double ms)
+{
+    json_t *a = json_pack("{s:s, s:s}", "vendor", vendor, "outcome", outcome);
+
+    if (http_status > 0) {
+        json_object_set_new(a, "http_status", json_integer(http_status));
+    }
+    if (detail != NULL && detail[0] != '\0') {
+        json_t *d = json_string(detail);
+        json_object_set_new(a, "detail", d != NULL ? d : json_string("(not valid UTF-8)"));
+    }
+    json_object_set_new(a, "ms", json_integer((json_int_t)(ms + 0.5)));
+    json_array_append_new(p->attempts, a);
+    cglog_info("vendor_attempt", "{s:s, s:s, s:s, s:s, s:i, s:f}", "request_id",
+               p->r != NULL ? p->r->request_id : "-", "call_id", p->call_id, "vendor", vendor,
+               "outcome", outcome, "http_status", (int)http_status, "ms", ms);
+}
+
+static void
+place_on_vendor(enum upstream_result res, const struct upstream_response *resp, void *arg)
+{
+    struct place *p = arg;
+    const struct conf_vendor *cv = conf_vendor_find(p->conf, p->vendor);
+    const struct vendor_ops *ops = vendor_ops_find(p->vendor);
+    struct vendor_ctx ctx;
+    struct vendor_placed placed;
+    char detail[300];
+
+    p->up = NULL;
+    vendor_http_clear(&p->http);
+    vendor_ctx_init(&ctx, cv, conf_tenant_vendor(p->tenant, p->vendor));
+    switch (res) {
+    case UPSTREAM_OK:
+        p->contacted = 1;
+        ops->parse_place(&ctx, resp->status, resp->body, resp->body_len, &placed);
+        if (placed.outcome == VENDOR_ACCEPTED) {
+            place_add_attempt(p, p->vendor, "accepted", resp->status, NULL, resp->total_ms);
+            json_object_set_new(p->fields, "vendor", json_string(p->vendor));
+            json_object_set_new(p->fields, "vendor_call_id", json_string(placed.vendor_call_id));
+            place_conclude(p, CALL_QUEUED, 201, NULL, NULL);
+            return;
+        }
+        if (placed.outcome == VENDOR_AMBIGUOUS) {
+            place_add_attempt(p, p->vendor, "invalid_response", resp->status, placed.detail,
+                              resp->total_ms);
+            json_object_set_new(p->fields, "vendor", json_string(p->vendor));
+            place_conclude(p, CALL_UNKNOWN, 502, "vendor-error",
+                           "the vendor's answer could not be understood; the call may have been "
+                           "placed and its status will be reconciled from the vendor");
+            return;
+        }
+        if (placed.outcome == VENDOR_REJECTED) {
+            p->any_rejected = 1;
+        }
+        place_add_attempt(p, p->vendor, vendor_outcome_text[placed.outcome], resp->status,
+                          placed.detail, resp->total_ms);
+        place_next(p);
+        return;
+    case UPSTREAM_ERR_NOT_SENT:
+    case UPSTREAM_ERR_INTERNAL:
+        snprintf(detail, sizeof(detail), "not sent: %s", resp->error);
+        place_add_attempt(p, p->vendor, "unavailable", 0, detail, resp->total_ms);
+        place_next(p);
+        return;
+    case UPSTREAM_ERR_TOO_LARGE:
+        p->contacted = 1;
+        place_add_attempt(p, p->vendor, "invalid_response", resp->status,
+                          "answer larger than the configured limit", resp->total_ms);
+        json_object_set_new(p->fields, "vendor", json_string(p->vendor));
+        place_conclude(p, CALL_UNKNOWN, 502, "vendor-error",
+                       "the vendor's answer could not be read; the call may have been placed");
+        return;
+    default:
+        /* timeout, broken connection, shutdown: the vendor may have the call */
+        p->contacted = 1;
+        place_add_attempt(p, p->vendor, "timeout", 0, resp->error, resp->total_ms);
+        json_object_set_new(p->fields, "vendor", json_string(p->vendor));
+        place_conclude(p, CALL_UNKNOWN, 504, "vendor-timeout",
+                       "the vendor did not answer after receiving the request; the call may "
+                       "have been placed, so it was not retried elsewhere; its status will be "
+                       "reconciled from the vendor");
+        return;
+    }
+}
+
+/* Try the next candidate, or conclude when there is none left. */
+static void
+place_next(struct place *p)
+{
+    char err[256];
+
+    while (p->next < p->ncandidates) {
+        const char *name = p->candidates[p->next++];
+        const struct conf_vendor *cv = conf_vendor_find(p->conf, name);
+        const struct vendor_ops *ops = vendor_ops_find(name);
+        struct vendor_ctx ctx;
+        struct vendor_call vc;
+        struct upstream_request req;
+
+        vendor_ctx_init(&ctx, cv, conf_tenant_vendor(p->tenant, name));
+        memset(&vc, 0, sizeof(vc));
+        vc.call_id = p->call_id;
+        vc.type = callrec_field(p->fields, "type");
+        vc.to = p->to;
+        vc.from = p->from[0] != '\0' ? p->from : NULL;
+        vc.agent = callrec_field(p->fields, "agent");
+        vc.record = strcmp(callrec_field(p->fields, "record"), "1") == 0;
+        vc.max_ring_seconds = atoi(callrec_field(p->fields, "max_ring_seconds"));
+        vc.lang = callrec_field(p->fields, "lang");
+        if (ops->build_place(&ctx, &vc, &p->http, err, sizeof(err)) != 0) {
+            p->any_rejected = 1;
+            place_add_attempt(p, name, "rejected", 0, err, 0);
+            continue;
+        }
+        if (p->from[0] == '\0' && ctx.from_number != NULL) {
+            json_object_set_new(p->fields, "from", json_string(ctx.from_number));
+        }
+        req.method = p->http.method;
+        req.url = p->http.url;
+        req.headers = (const char *const *)p->http.headers;
+        req.body = p->http.body;
+        req.body_len = p->http.body_len;
+        req.connect_timeout_ms = cv->connect_timeout_ms;
+        req.timeout_ms = cv->timeout_ms;
+        p->vendor = name;
+        p->attempt_start_us = util_mono_us();
+        if (p->r != NULL) {
+            util_strlcpy(p->r->log_vendor, name, sizeof(p->r->log_vendor));
+        }
+        p->up = upstream_start(p->app->upstream, &req, place_on_vendor, p);
+        if (p->up != NULL) {
+            return;
+        }
+        vendor_http_clear(&p->http);
+        place_add_attempt(p, name, "unavailable", 0, "could not start the request", 0);
+    }
+    if (p->any_rejected) {
+        place_conclude(p, CALL_FAILED, 502, "vendor-rejected",
+                       "every candidate vendor refused the call; see attempts");
+    } else {
+        place_conclude(p, CALL_FAILED, 503, "vendor-unavailable",
+                       "no candidate vendor could take the call; see attempts");
+    }
+}
+
+/* ---- begin --------------------------------------------------------------- */
+
+static void
+place_on_begin(enum store_result res, const struct redisReply *reply, void *arg)
+{
+    struct place *p = arg;
+    const char *verdict;
+
+    p->store_pending = 0;
+    if (p->r == NULL) { /* the deadline answered already */
+        if (res == STORE_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+            strcmp(reply->element[0]->str, "new") == 0) {
+            /* nothing was sent: give the key back, leave the record unknown->failed */
+            place_conclude(p, CALL_FAILED, 503, "store-unavailable", "store timeout");
+            return;
+        }
+        place_free(p);
+        return;
+    }
+    if (res != STORE_OK || reply->type != REDIS_REPLY_ARRAY || reply->elements == 0 ||
+        reply->element[0]->type != REDIS_REPLY_STRING) {
+        place_fail(p, 503, "store-unavailable", "the call store is not reachable", NULL, "1");
+        return;
+    }
+    verdict = reply->element[0]->str;
+    if (strcmp(verdict, "mismatch") == 0) {
+        place_fail(p, 422, "idempotency-mismatch",
+                   "this Idempotency-Key was first used with a different request body", NULL,
+                   NULL);
+    } else if (strcmp(verdict, "conflict") == 0) {
+        place_fail(p, 409, "idempotency-conflict",
+                   "a request with this Idempotency-Key is still being processed", NULL, "1");
+    } else if (strcmp(verdict, "replay") == 0 && reply->elements == 3 &&
+               reply->element[1]->type == REDIS_REPLY_STRING &&
+               reply->element[2]->type == REDIS_REPLY_STRING) {
+        struct front_req *r = p->r;
+        int code = atoi(reply->element[1]->str);
+        const char *extra[] = {"Idempotent-Replayed", "true", NULL, NULL, NULL};
+        if (code == 503) {
+            extra[2] = "Retry-After";
+            extra[3] = "5";
+        }
+        p->r = NULL;
+        r->on_deadline = NULL;
+        front_reply_raw(r, code, code < 300 ? "application/json" : "application/problem+json",
+                        reply->element[2]->str, reply->element[2]->len, extra);
+        place_free(p);
+    } else if (strcmp(verdict, "new") == 0) {
+        place_next(p);
+    } else {
+        place_fail(p, 503, "store-unavailable", "unexpected answer from the call store", NULL,
+                   "1");
+    }
+}
+
+static void
+place_begin(struct place *p)
+{
+    char keys[3][320], inflight[24], created[24];
+    const char *args[64];
+    size_t argslen[64];
+    const char *k;
+    json_t *v;
+    int n = 0, nk, i;
+
+    app_key(p->app, keys[0], sizeof(keys[0]), "call:%s", p->call_id);
+    app_key(p->app, keys[1], sizeof(keys[1]), "calls:%s", p->tenant->id);
+    args[n++] = keys[0];
+    args[n++] = keys[1];
+    nk = 2;
+    if (p->idem_key[0] != '\0') {
+        util_strlcpy(keys[2], p->idem_key, sizeof(keys[2]));
+        args[n++] = keys[2];
+        nk = 3;
+    }
+    snprintf(inflight, sizeof(inflight), "%ld", p->conf->idempotency.in_flight_s);
+    snprintf(created, sizeof(created), "%lld", (long long)util_now_ms());
+    args[n++] = inflight;
+    args[n++] = p->fp;
+    args[n++] = p->call_id;
+    args[n++] = created;
+    json_object_foreach(p->fields, k, v) {
+        if (n + 2 > (int)(sizeof(args) / sizeof(args[0]))) {
+            break;
+        }
+        args[n++] = k;
+        args[n++] = json_string_value(v);
+    }
+    for (i = 0; i < n; i++) {
+        argslen[i] = strlen(args[i]);
+    }
+    p->store_pending = 1;
+    store_eval(p->app->store, p->app->lua_begin, nk, n, args, argslen, place_on_begin, p);
+}
+
+/* ---- the handler --------------------------------------------------------- */
+
+/* Candidate vendors: the pinned one, or the route's, kept if the tenant may use them. */
+static int
+place_route(struct place *p, const char *pinned, const char **slug, const char **detail)
+{
+    const struct route_rule *rule;
+    const char *type = callrec_field(p->fields, "type");
+    unsigned need = strcmp(type, "inbound") == 0     ? VENDOR_CAP_INBOUND
+                    : strcmp(type, "scheduled") == 0 ? VENDOR_CAP_SCHEDULED
+                                                     : VENDOR_CAP_OUTBOUND;
+    size_t i, allowed = 0;
+
+    rule = routes_match(p->app->routes, p->tenant->id, p->to, type);
+    if (rule == NULL && pinned == NULL) {
+        *slug = "no-route";
+        *detail = "no routing rule matches this call";
+        return 503;
+    }
+    if (rule != NULL) {
+        json_object_set_new(p->fields, "route", json_string(rule->name));
+    }
+    for (i = 0; pinned == NULL && i < rule->nvendors; i++) {
+        const struct vendor_ops *ops = vendor_ops_find(rule->vendors[i]);
+        if (conf_tenant_vendor(p->tenant, rule->vendors[i]) == NULL) {
+            continue;
+        }
+        allowed++;
+        if ((ops->caps & need) && p->ncandidates < CALLS_MAX_CANDIDATES) {
+            p->candidates[p->ncandidates++] = rule->vendors[i];
+        }
+    }
+    if (pinned != NULL) {
+        const struct conf_tenant_vendor *tv = conf_tenant_vendor(p->tenant, pinned);
+        allowed = 1;
+        if (vendor_ops_find(tv->vendor)->caps & need) {
+            p->candidates[p->ncandidates++] = tv->vendor;
+        }
+    }
+    if (allowed == 0) {
+        *slug = "no-route";
+        *detail = "the matching rule names no vendor this tenant may use";
+        return 503;
+    }
+    if (p->ncandidates == 0) {
+        *slug = "unsupported-by-vendor";
+        *detail = "no vendor for this call supports its type";
+        return 422;
+    }
+    return 0;
+}
+
+void
+calls_create(struct front_req *r)
+{
+    struct place *p = calloc(1, sizeof(*p));
+    json_error_t jerr;
+    json_t *body, *errors;
+    const char *idem = front_header(r, "Idempotency-Key"), *slug, *detail;
+    char created[UTIL_TIME_LEN], *canon;
+    int code;
+
+    if (p == NULL) {
+        front_problem(r, 500, "internal", "out of memory", NULL);
+        return;
+    }
+    p->r = r;
+    p->app = r->app;
+    p->conf = conf_ref(r->conf);
+    p->tenant = r->tenant;
+    p->fields = json_object();
+    p->attempts = json_array();
+    r->ctx = p;
+    r->on_deadline = place_on_deadline;
+
+    body = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (body == NULL || !json_is_object(body)) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "the body must be a JSON object%s%s", body ? "" : ": ",
+                 body ? "" : jerr.text);
+        json_decref(body);
+        errors = json_array();
+        problem_add_error(errors, "body", msg);
+        place_fail(p, 400, "validation", "the request body is not valid JSON", errors, NULL);
+        return;
+    }
+    errors = json_array();
+    calls_validate(p, body, errors);
+    if (idem != NULL) {
+        size_t i, n = strlen(idem);
+        int ok = n > 0 && n <= 255;
+        for (i = 0; ok && i < n; i++) {
+            ok = idem[i] > 0x20 && idem[i] < 0x7f;
+        }
+        if (!ok) {
+            problem_add_error(errors, "Idempotency-Key",
+                              "must be 1 to 255 visible ASCII characters");
+        }
+    }
+    if (json_array_size(errors) > 0) {
+        json_decref(body);
+        place_fail(p, 400, "validation", "the request has invalid fields; see errors", errors,
+                   NULL);
+        return;
+    }
+    json_decref(errors);
+    if (json_object_get(body, "agent_group") != NULL &&
+        json_object_get(body, "agent") == NULL) {
+        json_decref(body);
+        place_fail(p, 404, "not-found", "unknown agent group (this gateway has no agent "
+                   "directory yet)", NULL, NULL);
+        return;
+    }
+    code = place_route(p, calls_opt_string(body, "vendor", 64, NULL), &slug, &detail);
+    if (code != 0) {
+        json_decref(body);
+        place_fail(p, code, slug, detail, NULL, code == 503 ? "5" : NULL);
+        return;
+    }
+    canon = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+    crypto_sha256_hex(canon != NULL ? canon : "", canon != NULL ? strlen(canon) : 0, p->fp);
+    free(canon);
+    json_decref(body);
+    if (idem != NULL) {
+        char h[CRYPTO_SHA256_HEX_LEN + 1];
+        crypto_sha256_hex(idem, strlen(idem), h);
+        app_key(p->app, p->idem_key, sizeof(p->idem_key), "idem:%s:%s", p->tenant->id, h);
+    }
+    crypto_new_id("call", p->call_id, sizeof(p->call_id));
+    util_strlcpy(r->log_call_id, p->call_id, sizeof(r->log_call_id));
+    util_rfc3339(util_now_ms(), created, sizeof(created));
+    json_object_set_new(p->fields, "id", json_string(p->call_id));
+    json_object_set_new(p->fields, "tenant", json_string(p->tenant->id));
+    json_object_set_new(p->fields, "to", json_string(p->to));
+    if (p->from[0] != '\0') {
+        json_object_set_new(p->fields, "from", json_string(p->from));
+    }
+    json_object_set_new(p->fields, "created_at", json_string(created));
+    json_object_set_new(p->fields, "status", json_string("unknown"));
+    json_object_set_new(p->fields, "rank", json_string("-1"));
+    json_object_set_new(p->fields, "attempts", json_string("[]"));
+    place_begin(p);
+}
+
+/* ---- GET /v1/calls/{id} -------------------------------------------------- */
+
+struct lookup {
+    struct front_req *r;          /* NULL after the deadline answered */
+    int pending;
+    struct redisReply *hash;      /* copies are not possible; keep results as JSON */
+    json_t *fields;
+    json_t *events;
+    int failed;
+};
+
+static void
+lookup_finish(struct lookup *l)
+{
+    struct front_req *r = l->r;
+    json_t *call;
+    const char *tenant;
+
+    if (--l->pending > 0) {
+        return;
+    }
+    if (r != NULL) {
+        r->on_deadline = NULL;
+        if (l->failed) {
+            front_problem_ex(r, 503, "store-unavailable", "the call store is not reachable",
+                             NULL, NULL, (const char *const[]){"Retry-After", "1", NULL});
+        } else if (l->fields == NULL ||
+                   (tenant = callrec_field(l->fields, "tenant")) == NULL ||
+                   strcmp(tenant, r->tenant->id) != 0) {
+            front_problem(r, 404, "not-found", "no call with this id", NULL);
+        } else {
+            call = callrec_render(l->fields, NULL, 1);
+            json_object_set(call, "events", l->events != NULL ? l->events : json_array());
+            front_reply_json(r, 200, call, NULL);
+        }
+    }
+    json_decref(l->fields);
+    json_decref(l->events);
+    free(l);
+}
+
+static void
+lookup_on_hash(enum store_result res, const struct redisReply *reply, void *arg)
+{
+    struct lookup *l = arg;
+
+    if (res != STORE_OK) {
+        l->failed = 1;
+    } else {
+        l->fields = callrec_fields_from_reply(reply, 0);
+    }
+    lookup_finish(l);
+}
+
+static void
+lookup_on_events(enum store_result res, const struct redisReply *reply, void *arg)
+{
+    struct lookup *l = arg;
+    size_t i;
+
+    if (res != STORE_OK) {
+        l->failed = 1;
+    } else if (reply->type == REDIS_REPLY_ARRAY) {
+        l->events = json_array();
+        for (i = 0; i < reply->elements; i++) {
+            json_t *e = reply->element[i]->type == REDIS_REPLY_STRING
+                            ? json_loads(reply->element[i]->str, 0, NULL)
+                            : NULL;
+            if (e != NULL) {
+                json_array_append_new(l->events, e);
+            }
+        }
+    }
+    lookup_finish(l);
+}
+
+static void
+lookup_on_deadline(struct front_req *r)
+{
+    struct lookup *l = r->ctx;
+
+    l->r = NULL;
+    front_problem(r, 503, "store-unavailable", "the call store did not answer in time", NULL);
+}
+
+void
+calls_get(struct front_req *r)
+{
+    const char *id = r->path + strlen("/v1/calls/");
+    char key[256], evkey[300];
+    const char *argv[4];
+    struct lookup *l;
+    size_t i, n = strlen(id);
+    int ok = n > 0 && n <= 64;
+
+    for (i = 0; ok && i < n; i++) {
+        ok = isalnum((unsigned char)id[i]) || id[i] == '_';
+    }
+    if (!ok) {
+        front_problem(r, 404, "not-found", "no call with this id", NULL);
+        return;
+    }
+    l = calloc(1, sizeof(*l));
+    if (l == NULL) {
+        front_problem(r, 500, "internal", "out of memory", NULL);
+        return;
+    }
+    util_strlcpy(r->log_call_id, id, sizeof(r->log_call_id));
+    l->r = r;
+    l->pending = 2;
+    r->ctx = l;
+    r->on_deadline = lookup_on_deadline;
+    app_key(r->app, key, sizeof(key), "call:%s", id);
+    app_key(r->app, evkey, sizeof(evkey), "call:%s:events", id);
+    argv[0] = "HGETALL";
+    argv[1] = key;
+    store_cmd_argv(r->app->store, 2, argv, NULL, lookup_on_hash, l);
+    argv[0] = "LRANGE";
+    argv[1] = evkey;
+    argv[2] = "0";
+    argv[3] = "-1";
+    store_cmd_argv(r->app->store, 4, argv, NULL, lookup_on_events, l);
+}

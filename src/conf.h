@@ -1,0 +1,137 @@
+/*
+ * conf.h: callgate's configuration, one JSON file (conf/callgate.json is the
+ * documented example; conf/README.md lists every key).
+ *
+ * Loading fails closed: duplicate keys, unknown keys, wrong types, values out
+ * of bounds and cross-field mistakes are all errors, each reported as
+ * "file: field: reason" (nginx -t style), and all of them are reported, not
+ * only the first. Secrets may be written "$ENV_NAME" and are then read from
+ * the environment at load time.
+ *
+ * A loaded conf is immutable and reference-counted: SIGHUP builds a new one
+ * beside the old and swaps it; requests in flight keep the one they started
+ * with.
+ */
+#ifndef CG_CONF_H
+#define CG_CONF_H
+
+#include <stddef.h>
+
+#define CONF_MAX_KEYS 8 /* api key hashes / webhook secrets kept during rotation */
+
+struct conf_vendor {
+    char *name;              /* adapter name: "clouddialer" */
+    char *base_url;          /* e.g. "https://api.clouddialer.in" (no trailing slash) */
+    char *api_key;           /* default credential (may be overridden per tenant) */
+    char *from_number;       /* default caller ID, E.164 */
+    char *time_zone;         /* IANA zone for vendor times without a zone */
+    long connect_timeout_ms; /* connect deadline */
+    long timeout_ms;         /* whole-attempt deadline */
+};
+
+struct conf_tenant_vendor {
+    char *vendor;            /* vendor name */
+    char *api_key;           /* tenant's own credential, or NULL for the vendor's */
+    char *from_number;       /* tenant's caller ID on this vendor, or NULL */
+    char *webhook_token;     /* secret path token for /v1/webhooks/<vendor>/<token> */
+};
+
+struct conf_tenant {
+    char *id;
+    char *key_sha256[CONF_MAX_KEYS];   /* lower-case hex SHA-256 of each valid API key */
+    size_t nkeys;
+    char *default_country;             /* ISO 3166-1 alpha-2 */
+    char *callback_url;                /* default event endpoint, or NULL */
+    char *webhook_secret[CONF_MAX_KEYS]; /* "whsec_..." signing secrets; first signs, all sign */
+    size_t nsecrets;
+    struct conf_tenant_vendor *vendors; /* the vendors this tenant may use, in order */
+    size_t nvendors;
+};
+
+struct conf {
+    int refs;
+    char *path;
+    char *listen_host;
+    int listen_port;
+    char *admin_listen_host;           /* NULL: admin endpoints are not served */
+    int admin_listen_port;
+    char *admin_token_sha256;          /* hex SHA-256 of the admin token, or NULL */
+    char *routes_dir;                  /* absolute or relative to the conf file's dir */
+    char *log_level;
+
+    struct {
+        char *host;
+        int port;
+        char *unix_path;
+        char *password;
+        int db;
+        char *key_prefix;
+        int connect_timeout_ms;
+        int command_timeout_ms;
+        int backoff_min_ms;
+        int backoff_max_ms;
+    } redis;
+
+    struct {
+        long max_body_bytes;         /* /v1 API bodies -> 413 beyond */
+        long max_webhook_body_bytes; /* vendor webhook bodies */
+        long max_header_bytes;       /* request line + headers */
+        long idle_timeout_ms;        /* per read/write on a client connection */
+        long request_timeout_ms;     /* absolute deadline of one request inside callgate */
+        long drain_timeout_ms;       /* SIGTERM: how long in-flight work may take */
+        long max_vendor_response_bytes;
+    } limits;
+
+    struct {
+        long ttl_s;                  /* how long a finished answer is replayed */
+        long in_flight_s;            /* how long an unfinished key blocks duplicates */
+    } idempotency;
+
+    struct {
+        int allow_http;              /* accept http:// callback URLs (tests, demos) */
+        char **allow_hosts;          /* hosts allowed even if private/loopback */
+        size_t nallow_hosts;
+        long timeout_ms;             /* one delivery attempt */
+    } callbacks;
+
+    struct conf_vendor *vendors;
+    size_t nvendors;
+    struct conf_tenant *tenants;
+    size_t ntenants;
+};
+
+/*
+ * Load and validate path. On success returns a conf with one reference.
+ * On failure returns NULL and *errors (caller frees) holds one line per
+ * problem: "path: field: reason\n".
+ */
+struct conf *conf_load(const char *path, char **errors);
+
+/* Same, from a string (tests); name is used in messages. */
+struct conf *conf_load_string(const char *text, const char *name, char **errors);
+
+struct conf *conf_ref(struct conf *c);
+void conf_unref(struct conf *c);
+
+const struct conf_vendor *conf_vendor_find(const struct conf *c, const char *name);
+const struct conf_tenant *conf_tenant_find(const struct conf *c, const char *id);
+const struct conf_tenant_vendor *conf_tenant_vendor(const struct conf_tenant *t,
+                                                    const char *vendor);
+
+/*
+ * The tenant whose API key hashes to key_sha256 (hex), compared in constant
+ * time against every configured hash, or NULL.
+ */
+const struct conf_tenant *conf_tenant_by_key(const struct conf *c, const char *key_sha256);
+
+/*
+ * The tenant whose webhook token for vendor equals token (constant-time
+ * comparison against every tenant's token), or NULL.
+ */
+const struct conf_tenant *conf_tenant_by_webhook_token(const struct conf *c, const char *vendor,
+                                                       const char *token);
+
+/* The routes directory resolved against the conf file's directory (caller frees). */
+char *conf_routes_path(const struct conf *c);
+
+#endif

@@ -1,0 +1,478 @@
+/*
+ * front.c: the evhttp front end. One gencb dispatches every request through
+ * a small route table; the handlers live in calls.c and webhook.c. Limits are
+ * set explicitly because evhttp's defaults are unlimited (header and body
+ * sizes) and its timeouts are per read, not per request: the absolute
+ * deadline of a request inside callgate is our own timer.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+#include "app.h"
+#include "calls.h"
+#include "cglog.h"
+#include "conf.h"
+#include "crypto.h"
+#include "front.h"
+#include "problem.h"
+#include "routes.h"
+#include "store.h"
+#include "util.h"
+#include "webhook.h"
+
+struct front {
+    struct app *app;
+    struct evhttp *http;
+    struct evhttp_bound_socket *sock;
+    int inflight;
+    struct front_req *reqs;        /* requests in flight (doubly linked) */
+};
+
+typedef void (*front_handler)(struct front_req *r);
+
+/* How a path segment pattern matches: a literal, or "*" for any one segment. */
+struct front_route {
+    enum evhttp_cmd_type method;
+    const char *pattern;   /* "/v1/calls/{star}" with a literal star */
+    const char *label;     /* for logs: never the raw path (it may hold a token) */
+    int auth;              /* tenant Bearer key required */
+    int webhook_body;      /* use the webhook body limit */
+    front_handler handler;
+};
+
+static void front_healthz(struct front_req *r);
+static void front_readyz(struct front_req *r);
+
+static const struct front_route front_routes[] = {
+    {EVHTTP_REQ_GET, "/healthz", "GET /healthz", 0, 0, front_healthz},
+    {EVHTTP_REQ_HEAD, "/healthz", "HEAD /healthz", 0, 0, front_healthz},
+    {EVHTTP_REQ_GET, "/readyz", "GET /readyz", 0, 0, front_readyz},
+    {EVHTTP_REQ_HEAD, "/readyz", "HEAD /readyz", 0, 0, front_readyz},
+    {EVHTTP_REQ_POST, "/v1/calls", "POST /v1/calls", 1, 0, calls_create},
+    {EVHTTP_REQ_GET, "/v1/calls/*", "GET /v1/calls/{id}", 1, 0, calls_get},
+    {EVHTTP_REQ_POST, "/v1/webhooks/*/*", "POST /v1/webhooks/{vendor}/{token}", 0, 1,
+     webhook_receive},
+    {EVHTTP_REQ_GET, "/v1/webhooks/*/*", "GET /v1/webhooks/{vendor}/{token}", 0, 1,
+     webhook_receive},
+};
+
+static const char *
+front_method_name(enum evhttp_cmd_type m)
+{
+    switch (m) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    default:
+        return "OTHER";
+    }
+}
+
+/* Segment-wise match: "*" takes exactly one non-empty segment. */
+static int
+front_path_match(const char *pattern, const char *path)
+{
+    while (*pattern != '\0' && *path != '\0') {
+        if (*pattern == '*') {
+            const char *end = strchr(path, '/');
+            size_t n = end != NULL ? (size_t)(end - path) : strlen(path);
+            if (n == 0) {
+                return 0;
+            }
+            path += n;
+            pattern++;
+        } else if (*pattern++ != *path++) {
+            return 0;
+        }
+    }
+    return *pattern == '\0' && *path == '\0';
+}
+
+const char *
+front_header(const struct front_req *r, const char *name)
+{
+    return evhttp_find_header(evhttp_request_get_input_headers(r->ev), name);
+}
+
+/* Echo the client's X-Request-Id when it is sane, else mint one. */
+static void
+front_request_id(struct front_req *r)
+{
+    const char *in = front_header(r, "X-Request-Id");
+    size_t i, n = in != NULL ? strlen(in) : 0;
+    int ok = n > 0 && n < 64;
+
+    for (i = 0; ok && i < n; i++) {
+        char c = in[i];
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             strchr("-_.:", c) != NULL;
+    }
+    if (ok) {
+        util_strlcpy(r->request_id, in, sizeof(r->request_id));
+    } else {
+        crypto_new_id("req", r->request_id, sizeof(r->request_id));
+    }
+}
+
+static void
+front_req_free(struct front_req *r)
+{
+    struct front *f = r->app->front;
+
+    if (r->deadline != NULL) {
+        event_free(r->deadline);
+    }
+    conf_unref(r->conf);
+    free(r->path);
+    free(r->query);
+    free(r->body);
+    if (r->prev != NULL) {
+        r->prev->next = r->next;
+    } else {
+        f->reqs = r->next;
+    }
+    if (r->next != NULL) {
+        r->next->prev = r->prev;
+    }
+    free(r);
+    f->inflight--;
+}
+
+static void
+front_send(struct front_req *r, int code, const char *content_type, const char *body,
+           size_t len, const char *const *extra)
+{
+    struct evkeyvalq *out = evhttp_request_get_output_headers(r->ev);
+    struct evbuffer *buf = evbuffer_new();
+    double ms = (double)(util_mono_us() - r->start_us) / 1000.0;
+    size_t i;
+
+    evhttp_add_header(out, "X-Request-Id", r->request_id);
+    if (content_type != NULL) {
+        evhttp_add_header(out, "Content-Type", content_type);
+    }
+    evhttp_add_header(out, "Cache-Control", "no-store");
+    for (i = 0; extra != NULL && extra[i] != NULL && extra[i + 1] != NULL; i += 2) {
+        evhttp_add_header(out, extra[i], extra[i + 1]);
+    }
+    if (r->app->draining) {
+        evhttp_add_header(out, "Connection", "close");
+    }
+    if (buf != NULL && body != NULL && evhttp_request_get_command(r->ev) != EVHTTP_REQ_HEAD) {
+        evbuffer_add(buf, body, len);
+    }
+    evhttp_send_reply(r->ev, code, NULL, buf);
+    if (buf != NULL) {
+        evbuffer_free(buf);
+    }
+    cglog_info("request", "{s:s, s:s, s:s, s:i, s:f, s:s?, s:s?, s:s?}", "request_id",
+               r->request_id, "method", front_method_name(evhttp_request_get_command(r->ev)),
+               "route", r->route != NULL ? r->route : "-", "status", code, "ms", ms, "tenant",
+               r->tenant != NULL ? r->tenant->id : NULL, "vendor",
+               r->log_vendor[0] ? r->log_vendor : NULL, "call_id",
+               r->log_call_id[0] ? r->log_call_id : NULL);
+    front_req_free(r);
+}
+
+void
+front_reply_raw(struct front_req *r, int code, const char *content_type, const char *body,
+                size_t len, const char *const *extra)
+{
+    front_send(r, code, content_type, body, len, extra);
+}
+
+void
+front_reply_json(struct front_req *r, int code, json_t *body, const char *const *extra)
+{
+    char *text = body != NULL ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+
+    json_decref(body);
+    if (text == NULL) {
+        front_send(r, 500, "application/problem+json",
+                   "{\"type\":\"/problems/internal\",\"title\":\"Internal error\",\"status\":500}",
+                   70, NULL);
+        return;
+    }
+    front_send(r, code, "application/json", text, strlen(text), extra);
+    free(text);
+}
+
+void
+front_problem_ex(struct front_req *r, int code, const char *slug, const char *detail,
+                 json_t *errors, json_t *members, const char *const *extra)
+{
+    json_t *p = problem_new(code, slug, detail, r->request_id, errors);
+    char *text;
+
+    if (p != NULL && members != NULL) {
+        json_object_update(p, members);
+    }
+    json_decref(members);
+    text = p != NULL ? json_dumps(p, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(p);
+    if (text == NULL) {
+        front_send(r, code, "application/problem+json", "{}", 2, extra);
+        return;
+    }
+    front_send(r, code, "application/problem+json", text, strlen(text), extra);
+    free(text);
+}
+
+void
+front_problem(struct front_req *r, int code, const char *slug, const char *detail,
+              json_t *errors)
+{
+    front_problem_ex(r, code, slug, detail, errors, NULL, NULL);
+}
+
+static void
+front_healthz(struct front_req *r)
+{
+    front_reply_json(r, 200, json_pack("{s:s}", "status", "ok"), NULL);
+}
+
+static void
+front_readyz(struct front_req *r)
+{
+    struct app *app = r->app;
+    int redis = store_is_connected(app->store);
+    int routes = app->routes != NULL;
+    int ready = redis && routes && !app->draining;
+
+    front_reply_json(r, ready ? 200 : 503,
+                     json_pack("{s:s, s:b, s:b, s:b, s:s}", "status", ready ? "ready" : "not_ready",
+                               "redis", redis, "routes_loaded", routes, "draining", app->draining,
+                               "routes_version", routes ? app->routes->version : ""),
+                     ready ? NULL : (const char *const[]){"Retry-After", "1", NULL});
+}
+
+static void
+front_on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct front_req *r = arg;
+
+    if (r->on_deadline != NULL) {
+        r->on_deadline(r);
+    } else {
+        front_problem(r, 503, "timeout", "the request did not finish within its deadline",
+                      NULL);
+    }
+}
+
+/* Bearer authentication: the key's SHA-256 against every tenant's (constant time). */
+static int
+front_authenticate(struct front_req *r)
+{
+    const char *h = front_header(r, "Authorization");
+    char hex[CRYPTO_SHA256_HEX_LEN + 1];
+    const char *key;
+
+    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
+        return -1;
+    }
+    key = h + 7;
+    while (*key == ' ') {
+        key++;
+    }
+    if (*key == '\0' || strlen(key) > 512) {
+        return -1;
+    }
+    crypto_sha256_hex(key, strlen(key), hex);
+    r->tenant = conf_tenant_by_key(r->conf, hex);
+    return r->tenant != NULL ? 0 : -1;
+}
+
+static void
+front_dispatch(struct evhttp_request *ev, void *arg)
+{
+    struct front *f = arg;
+    struct app *app = f->app;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
+    enum evhttp_cmd_type method = evhttp_request_get_command(ev);
+    const struct front_route *route = NULL;
+    struct front_req *r = calloc(1, sizeof(*r));
+    const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+    const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+    char allow[128] = "";
+    size_t i;
+    long limit;
+
+    if (r == NULL) {
+        evhttp_send_error(ev, 500, NULL);
+        return;
+    }
+    f->inflight++;
+    r->next = f->reqs;
+    if (f->reqs != NULL) {
+        f->reqs->prev = r;
+    }
+    f->reqs = r;
+    r->app = app;
+    r->ev = ev;
+    r->conf = conf_ref(app->conf);
+    r->start_us = util_mono_us();
+    r->path = strdup(path != NULL && path[0] != '\0' ? path : "/");
+    r->query = query != NULL ? strdup(query) : NULL;
+    front_request_id(r);
+    if (r->path == NULL) {
+        front_problem(r, 500, "internal", "out of memory", NULL);
+        return;
+    }
+    for (i = 0; i < sizeof(front_routes) / sizeof(front_routes[0]); i++) {
+        if (!front_path_match(front_routes[i].pattern, r->path)) {
+            continue;
+        }
+        if (front_routes[i].method == method) {
+            route = &front_routes[i];
+            break;
+        }
+        if (strstr(allow, front_method_name(front_routes[i].method)) == NULL) {
+            snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s",
+                     allow[0] ? ", " : "", front_method_name(front_routes[i].method));
+        }
+    }
+    if (route == NULL) {
+        if (allow[0] != '\0') {
+            front_problem_ex(r, 405, "method-not-allowed", "this path does not take that method",
+                             NULL, NULL, (const char *const[]){"Allow", allow, NULL});
+        } else {
+            front_problem(r, 404, "not-found", "no such endpoint", NULL);
+        }
+        return;
+    }
+    r->route = route->label;
+    limit = route->webhook_body ? r->conf->limits.max_webhook_body_bytes
+                                : r->conf->limits.max_body_bytes;
+    if (evbuffer_get_length(evhttp_request_get_input_buffer(ev)) > (size_t)limit) {
+        char detail[96];
+        snprintf(detail, sizeof(detail), "the body may be at most %ld bytes", limit);
+        front_problem(r, 413, "payload-too-large", detail, NULL);
+        return;
+    }
+    r->body = util_evbuffer_dup(evhttp_request_get_input_buffer(ev), &r->body_len);
+    if (r->body == NULL) {
+        front_problem(r, 500, "internal", "out of memory", NULL);
+        return;
+    }
+    if (route->auth && front_authenticate(r) != 0) {
+        front_problem_ex(r, 401, "unauthorized",
+                         "send the tenant API key as Authorization: Bearer <key>", NULL, NULL,
+                         (const char *const[]){"WWW-Authenticate", "Bearer", NULL});
+        return;
+    }
+    if (app->draining && route->auth) {
+        front_problem_ex(r, 503, "shutting-down", "this replica is draining; retry another",
+                         NULL, NULL, (const char *const[]){"Retry-After", "1", NULL});
+        return;
+    }
+    r->deadline = evtimer_new(app->base, front_on_deadline, r);
+    if (r->deadline != NULL) {
+        struct timeval tv = {r->conf->limits.request_timeout_ms / 1000,
+                             (r->conf->limits.request_timeout_ms % 1000) * 1000};
+        evtimer_add(r->deadline, &tv);
+    }
+    route->handler(r);
+}
+
+struct front *
+front_new(struct app *app)
+{
+    struct front *f = calloc(1, sizeof(*f));
+    const struct conf *c = app->conf;
+    struct timeval idle;
+    long body;
+
+    if (f == NULL) {
+        return NULL;
+    }
+    f->app = app;
+    f->http = evhttp_new(app->base);
+    if (f->http == NULL) {
+        free(f);
+        return NULL;
+    }
+    /* evhttp's own cap must hold the largest body any route takes; each route
+     * then applies its own, smaller limit with a problem+json 413. */
+    body = c->limits.max_body_bytes > c->limits.max_webhook_body_bytes
+               ? c->limits.max_body_bytes
+               : c->limits.max_webhook_body_bytes;
+    evhttp_set_max_body_size(f->http, body);
+    evhttp_set_max_headers_size(f->http, c->limits.max_header_bytes);
+    idle.tv_sec = c->limits.idle_timeout_ms / 1000;
+    idle.tv_usec = (c->limits.idle_timeout_ms % 1000) * 1000;
+    evhttp_set_timeout_tv(f->http, &idle);
+    evhttp_set_allowed_methods(f->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
+    evhttp_set_gencb(f->http, front_dispatch, f);
+    f->sock = evhttp_bind_socket_with_handle(f->http, c->listen_host, (ev_uint16_t)c->listen_port);
+    if (f->sock == NULL) {
+        cglog_error("listen_failed", "{s:s, s:i}", "host", c->listen_host, "port",
+                    c->listen_port);
+        evhttp_free(f->http);
+        free(f);
+        return NULL;
+    }
+    cglog_info("listening", "{s:s, s:i}", "host", c->listen_host, "port", c->listen_port);
+    return f;
+}
+
+void
+front_stop_accepting(struct front *f)
+{
+    if (f->sock != NULL) {
+        evhttp_del_accept_socket(f->http, f->sock);
+        f->sock = NULL;
+    }
+}
+
+int
+front_inflight(const struct front *f)
+{
+    return f->inflight;
+}
+
+void
+front_abort_all(struct front *f)
+{
+    /* Each answer unlinks its request, so always take the head again. */
+    while (f->reqs != NULL) {
+        struct front_req *r = f->reqs;
+        if (r->on_deadline != NULL) {
+            r->on_deadline(r);
+        }
+        if (f->reqs == r) {
+            front_problem(r, 503, "shutting-down", "the gateway stopped before this finished",
+                          NULL);
+        }
+    }
+}
+
+void
+front_free(struct front *f)
+{
+    if (f == NULL) {
+        return;
+    }
+    evhttp_free(f->http);
+    free(f);
+}

@@ -1,0 +1,81 @@
+/*
+ * front.h: the HTTP front end (libevent evhttp): listening sockets, limits,
+ * request ids, tenant authentication, dispatch to the handlers, and the one
+ * path through which every reply leaves (so every reply carries
+ * X-Request-Id and is logged exactly once).
+ *
+ * A struct front_req lives from the handler's start until its reply: the
+ * front_reply_* functions send and free it. A handler that goes async keeps
+ * the pointer and must reply exactly once; if the request's absolute deadline
+ * passes first, the front calls req->on_deadline, which must detach the
+ * handler's pending work and reply.
+ */
+#ifndef CG_FRONT_H
+#define CG_FRONT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct app;
+struct conf;
+struct conf_tenant;
+struct evhttp_request;
+struct event;
+struct json_t;
+struct front;
+
+struct front_req {
+    struct app *app;
+    struct evhttp_request *ev;
+    struct conf *conf;                 /* reference held for the request's life */
+    const struct conf_tenant *tenant;  /* after authentication, else NULL */
+    char request_id[80];
+    const char *route;                 /* route label for logs ("POST /v1/calls") */
+    char *path;                        /* decoded-free path, owned */
+    char *query;                       /* raw query string or NULL, owned */
+    char *body;                        /* request body, NUL-terminated, owned */
+    size_t body_len;
+    int64_t start_us;
+    struct event *deadline;
+    void (*on_deadline)(struct front_req *r);
+    void *ctx;                         /* handler state */
+    char log_vendor[32];               /* extra log fields set by handlers */
+    char log_call_id[64];
+    struct front_req *next, *prev;     /* the front's list of requests in flight */
+};
+
+struct front *front_new(struct app *app);
+void front_free(struct front *f);
+
+/* Stop accepting new connections (drain). */
+void front_stop_accepting(struct front *f);
+
+/* Requests currently being handled. */
+int front_inflight(const struct front *f);
+
+/*
+ * Answer every request still in flight now, through its on_deadline hook
+ * (or a 503): used when the drain deadline passes, before the loop stops.
+ */
+void front_abort_all(struct front *f);
+
+/* Reply with a JSON body (stolen). extra: NULL-terminated name, value pairs or NULL. */
+void front_reply_json(struct front_req *r, int code, struct json_t *body,
+                      const char *const *extra);
+
+/* Reply with a body already serialised (e.g. a stored idempotent answer). */
+void front_reply_raw(struct front_req *r, int code, const char *content_type, const char *body,
+                     size_t len, const char *const *extra);
+
+/* Reply with a problem document; errors (stolen) may be NULL. */
+void front_problem(struct front_req *r, int code, const char *slug, const char *detail,
+                   struct json_t *errors);
+
+/* Same, with extra members merged into the document (stolen) and extra headers. */
+void front_problem_ex(struct front_req *r, int code, const char *slug, const char *detail,
+                      struct json_t *errors, struct json_t *members, const char *const *extra);
+
+/* A request header (case-insensitive), or NULL. */
+const char *front_header(const struct front_req *r, const char *name);
+
+#endif

@@ -1,0 +1,916 @@
+/*
+ * upstream.c: outbound HTTP through libcurl's multi interface, driven by the
+ * gateway's libevent loop (STYLE.md section (d), "Upstream: curl multi glue").
+ *
+ * One struct upstream owns one CURLM, one evtimer for libcurl's timeout and
+ * one persistent event per socket libcurl asks us to watch. Each transfer is
+ * a struct upstream_req that owns its easy handle, header list, response
+ * buffer and captured headers until its completion has run.
+ *
+ * Re-entrancy: completions run from upstream_drain(), after
+ * curl_multi_socket_action() has returned, so a completion may call
+ * upstream_start(), upstream_cancel() (on another transfer) and even
+ * upstream_free(). The last is deferred until the libevent callback that
+ * delivered the completion unwinds (the hiredis adapter's ENTERED/DELETED
+ * idea), so the drain loop never touches freed memory.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+
+#include "gw.h"
+#include "upstream.h"
+
+/* Used when the caller passes 0 (or less): never run a transfer unbounded. */
+#define UPSTREAM_DEFAULT_MAX_RESPONSE (1024 * 1024)
+#define UPSTREAM_DEFAULT_CONNECT_TIMEOUT_MS 10000L
+#define UPSTREAM_DEFAULT_TIMEOUT_MS 30000L
+#define UPSTREAM_BUF_MIN 1024
+
+const char *const upstream_result_text[UPSTREAM_RESULT_MAX] = {
+    [UPSTREAM_OK] = "ok",
+    [UPSTREAM_ERR_NOT_SENT] = "not_sent",
+    [UPSTREAM_ERR_TIMEOUT] = "timeout",
+    [UPSTREAM_ERR_BROKEN] = "broken",
+    [UPSTREAM_ERR_TOO_LARGE] = "too_large",
+    [UPSTREAM_ERR_CANCELLED] = "cancelled",
+    [UPSTREAM_ERR_INTERNAL] = "internal",
+};
+
+/* One socket libcurl asked us to watch. */
+struct upstream_sock {
+    struct upstream *up;        /* owner */
+    curl_socket_t fd;           /* the socket */
+    struct event *ev;           /* EV_PERSIST, flags from libcurl's "what" */
+    struct upstream_sock *prev; /* list of live sockets (for upstream_free) */
+    struct upstream_sock *next;
+};
+
+struct upstream {
+    struct event_base *base;     /* borrowed; must outlive upstream_free() */
+    CURLM *multi;                /* owns the connection cache */
+    struct event *timer;         /* libcurl's single timeout */
+    size_t max_response_bytes;   /* body cap for every transfer */
+    int running;                 /* transfers started and not yet completed */
+    int entered;                 /* depth of libevent callbacks inside us */
+    unsigned closing : 1;        /* upstream_free() is cancelling transfers */
+    unsigned dead : 1;           /* upstream_free() deferred until entered == 0 */
+    struct upstream_req *reqs;   /* running transfers */
+    struct upstream_sock *socks; /* watched sockets */
+};
+
+struct upstream_req {
+    struct upstream *up;        /* owner */
+    CURL *easy;                 /* owned; CURLOPT_PRIVATE points back here */
+    struct curl_slist *headers; /* owned; libcurl does not copy it */
+    upstream_cb cb;             /* completion, NULL once cancelled */
+    void *arg;
+    size_t body_len; /* request body length, for SEND_ERROR analysis */
+    char *buf;       /* response body, NUL-terminated when done */
+    size_t len;
+    size_t cap;
+    char *content_type; /* from the final response only */
+    char *retry_after;
+    int attempts;                /* times libcurl was about to send the request */
+    unsigned in_headers : 1;     /* between a status line and its blank line */
+    unsigned too_large : 1;      /* write callback refused: over the cap */
+    unsigned oom : 1;            /* allocation failed in a callback */
+    unsigned resend_blocked : 1; /* we refused libcurl's silent re-send */
+    unsigned completing : 1;     /* its completion is running */
+    struct upstream_req *prev;
+    struct upstream_req *next;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+/* What libcurl knows about how far a failed transfer got. */
+struct upstream_progress {
+    long request_size;       /* CURLINFO_REQUEST_SIZE: bytes of the first send */
+    curl_off_t upload_bytes; /* CURLINFO_SIZE_UPLOAD_T: body bytes sent */
+    long header_bytes;       /* CURLINFO_HEADER_SIZE: response header bytes */
+    curl_off_t connect_us;   /* CURLINFO_CONNECT_TIME_T: 0 if never connected */
+};
+
+static void upstream_destroy(struct upstream *up);
+
+/* ------------------------------------------------------------------------ */
+/* small helpers                                                             */
+
+static void
+upstream_tv_from_ms(struct timeval *tv, long ms)
+{
+    tv->tv_sec = ms / 1000;
+    tv->tv_usec = (ms % 1000) * 1000;
+}
+
+static char *
+upstream_strndup_trim(const char *s, size_t n)
+{
+    char *out;
+
+    while (n > 0 && (*s == ' ' || *s == '\t')) {
+        s++;
+        n--;
+    }
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n')) {
+        n--;
+    }
+    out = malloc(n + 1);
+    if (out == NULL) {
+        return NULL;
+    }
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return out;
+}
+
+/* Make room for n more bytes plus the terminating NUL. */
+static int
+upstream_buf_reserve(struct upstream_req *r, size_t n)
+{
+    size_t need, cap;
+    char *p;
+
+    if (n > SIZE_MAX - r->len - 1) {
+        return GW_ERR;
+    }
+    need = r->len + n + 1;
+    if (need <= r->cap) {
+        return GW_OK;
+    }
+    cap = r->cap > 0 ? r->cap : UPSTREAM_BUF_MIN;
+    while (cap < need) {
+        if (cap > SIZE_MAX / 2) {
+            cap = need;
+            break;
+        }
+        cap *= 2;
+    }
+    p = realloc(r->buf, cap);
+    if (p == NULL) {
+        return GW_ERR;
+    }
+    r->buf = p;
+    r->cap = cap;
+    return GW_OK;
+}
+
+static void
+upstream_link_req(struct upstream *up, struct upstream_req *r)
+{
+    r->prev = NULL;
+    r->next = up->reqs;
+    if (up->reqs != NULL) {
+        up->reqs->prev = r;
+    }
+    up->reqs = r;
+    up->running++;
+}
+
+static void
+upstream_unlink_req(struct upstream *up, struct upstream_req *r)
+{
+    if (r->prev != NULL) {
+        r->prev->next = r->next;
+    } else {
+        up->reqs = r->next;
+    }
+    if (r->next != NULL) {
+        r->next->prev = r->prev;
+    }
+    r->prev = r->next = NULL;
+    up->running--;
+}
+
+/* Free a request that is no longer attached to the multi handle. */
+static void
+upstream_req_free(struct upstream_req *r)
+{
+    if (r->easy != NULL) {
+        curl_easy_cleanup(r->easy);
+    }
+    curl_slist_free_all(r->headers);
+    free(r->buf);
+    free(r->content_type);
+    free(r->retry_after);
+    free(r);
+}
+
+/* ------------------------------------------------------------------------ */
+/* per-transfer libcurl callbacks (never call back into the multi from here) */
+
+/*
+ * Append body bytes. Returning a short count makes libcurl abort with
+ * CURLE_WRITE_ERROR; the flags tell the classifier why.
+ */
+static size_t
+upstream_on_write(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    struct upstream_req *r = arg;
+    size_t n = size * nmemb;
+
+    if (n == 0) {
+        return 0;
+    }
+    if (n > r->up->max_response_bytes || r->len > r->up->max_response_bytes - n) {
+        r->too_large = 1;
+        return 0;
+    }
+    if (upstream_buf_reserve(r, n) != GW_OK) {
+        r->oom = 1;
+        return 0;
+    }
+    memcpy(r->buf + r->len, ptr, n);
+    r->len += n;
+    return n;
+}
+
+/* 1 if the header line starts with name followed by ':' (case-insensitive). */
+static int
+upstream_header_is(const char *line, size_t n, const char *name, size_t *value_off)
+{
+    size_t nl = strlen(name);
+
+    if (n <= nl || line[nl] != ':' || strncasecmp(line, name, nl) != 0) {
+        return 0;
+    }
+    *value_off = nl + 1;
+    return 1;
+}
+
+static int
+upstream_header_store(char **slot, const char *line, size_t n, size_t off)
+{
+    char *v = upstream_strndup_trim(line + off, n - off);
+
+    if (v == NULL) {
+        return GW_ERR;
+    }
+    free(*slot);
+    *slot = v;
+    return GW_OK;
+}
+
+/*
+ * Capture Content-Type and Retry-After from the final response. libcurl
+ * passes every status line (1xx interim responses included) and every header
+ * line, then a blank line; trailers come after the blank line and are
+ * ignored. A new status line forgets what an earlier response said.
+ */
+static size_t
+upstream_on_header(char *line, size_t size, size_t nmemb, void *arg)
+{
+    struct upstream_req *r = arg;
+    size_t n = size * nmemb;
+    size_t off;
+    char **slot = NULL;
+
+    if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) {
+        free(r->content_type);
+        free(r->retry_after);
+        r->content_type = NULL;
+        r->retry_after = NULL;
+        r->in_headers = 1;
+        return n;
+    }
+    if (n == 0 || line[0] == '\r' || line[0] == '\n') {
+        r->in_headers = 0;
+        return n;
+    }
+    if (!r->in_headers) {
+        return n;
+    }
+    if (upstream_header_is(line, n, "content-type", &off)) {
+        slot = &r->content_type;
+    } else if (upstream_header_is(line, n, "retry-after", &off)) {
+        slot = &r->retry_after;
+    }
+    if (slot != NULL && upstream_header_store(slot, line, n, off) != GW_OK) {
+        r->oom = 1;
+        return 0;
+    }
+    return n;
+}
+
+/*
+ * Called by libcurl right before it sends the request on a new or reused
+ * connection. libcurl 7.88 silently re-sends a request on a fresh connection
+ * when a reused connection died before any response byte arrived
+ * (Curl_retry_request), even for POST. The vendor may have acted on the
+ * first copy, so a second one could place the call twice. Allow a second
+ * attempt only when nothing at all was written by the first; otherwise abort
+ * and report UPSTREAM_ERR_BROKEN.
+ */
+static int
+upstream_on_prereq(void *arg, char *primary_ip, char *local_ip, int primary_port, int local_port)
+{
+    struct upstream_req *r = arg;
+    long request_size = 0;
+    curl_off_t upload = 0;
+
+    r->attempts++;
+    if (r->attempts == 1) {
+        return CURL_PREREQFUNC_OK;
+    }
+    if (curl_easy_getinfo(r->easy, CURLINFO_REQUEST_SIZE, &request_size) != CURLE_OK ||
+        curl_easy_getinfo(r->easy, CURLINFO_SIZE_UPLOAD_T, &upload) != CURLE_OK ||
+        request_size != 0 || upload != 0) {
+        r->resend_blocked = 1;
+        return CURL_PREREQFUNC_ABORT;
+    }
+    return CURL_PREREQFUNC_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* classification                                                            */
+
+/*
+ * Map a finished transfer to enum upstream_result.
+ *
+ * These requests place phone calls, so the one question that matters is:
+ * can the vendor have seen a complete request? UPSTREAM_ERR_NOT_SENT is a
+ * promise that it did not, and callers may retry on it (even on another
+ * vendor). Every other failure is ambiguous and must not be retried blindly.
+ * When in doubt the answer is therefore "maybe sent".
+ *
+ * "Something was sent" (sent below) is: CURLINFO_REQUEST_SIZE > 0 (bytes of
+ * the request's first send(); libcurl 7.88 counts only that first write),
+ * or CURLINFO_SIZE_UPLOAD_T > 0 (body bytes, plus any request bytes sent
+ * after the first write), or CURLINFO_HEADER_SIZE > 0 (the peer answered).
+ *
+ *   CURLE_OK                         -> OK, whatever the HTTP status.
+ *   write callback over the cap      -> TOO_LARGE (the vendor did answer).
+ *   our pre-request hook refused a silent re-send -> BROKEN (the first copy
+ *                                       may have been acted on).
+ *   resolve, connect, TLS handshake and certificate errors, protocol not
+ *   allowed, malformed URL           -> NOT_SENT: these stop libcurl before
+ *                                       it writes the request. If sent is
+ *                                       nevertheless true (libcurl reuses
+ *                                       some codes later, e.g. an HTTP/0.9
+ *                                       reply is UNSUPPORTED_PROTOCOL) the
+ *                                       result is BROKEN.
+ *   CURLE_OPERATION_TIMEDOUT         -> NOT_SENT only if the TCP connection
+ *                                       was never up (CONNECT_TIME_T == 0,
+ *                                       also true while queued for a
+ *                                       connection slot) and nothing was
+ *                                       sent; otherwise TIMEOUT.
+ *   CURLE_SEND_ERROR                 -> NOT_SENT if nothing was sent, or if
+ *                                       the request has a body and fewer
+ *                                       than body_len body bytes went out
+ *                                       (the vendor cannot have a complete
+ *                                       request; the upload counter may
+ *                                       over-count, never under-count) and
+ *                                       no response byte came back;
+ *                                       otherwise BROKEN.
+ *   CURLE_OUT_OF_MEMORY, CURLE_FAILED_INIT -> INTERNAL if nothing was sent,
+ *                                       else BROKEN.
+ *   CURLE_RECV_ERROR, CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE, a write error
+ *   that was not the cap, and any code not listed -> BROKEN.
+ */
+static enum upstream_result
+upstream_classify(const struct upstream_req *r, CURLcode rc, const struct upstream_progress *p)
+{
+    int sent = p->request_size > 0 || p->upload_bytes > 0 || p->header_bytes > 0;
+
+    if (rc == CURLE_OK) {
+        return UPSTREAM_OK;
+    }
+    if (r->too_large && rc == CURLE_WRITE_ERROR) {
+        return UPSTREAM_ERR_TOO_LARGE;
+    }
+    if (r->resend_blocked) {
+        return UPSTREAM_ERR_BROKEN;
+    }
+
+    switch (rc) {
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_NOT_BUILT_IN:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_USE_SSL_FAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CLIENTCERT:
+        return sent ? UPSTREAM_ERR_BROKEN : UPSTREAM_ERR_NOT_SENT;
+
+    case CURLE_OPERATION_TIMEDOUT:
+        if (!sent && p->connect_us == 0) {
+            return UPSTREAM_ERR_NOT_SENT;
+        }
+        return UPSTREAM_ERR_TIMEOUT;
+
+    case CURLE_SEND_ERROR:
+        if (!sent) {
+            return UPSTREAM_ERR_NOT_SENT;
+        }
+        if (r->body_len > 0 && p->header_bytes == 0 && p->upload_bytes >= 0 &&
+            (uint64_t)p->upload_bytes < (uint64_t)r->body_len) {
+            return UPSTREAM_ERR_NOT_SENT;
+        }
+        return UPSTREAM_ERR_BROKEN;
+
+    case CURLE_OUT_OF_MEMORY:
+    case CURLE_FAILED_INIT:
+        return sent ? UPSTREAM_ERR_BROKEN : UPSTREAM_ERR_INTERNAL;
+
+    default:
+        return UPSTREAM_ERR_BROKEN;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* completion                                                                */
+
+/*
+ * Complete one transfer that is still attached to the multi handle: read
+ * what libcurl knows, detach the easy handle, call the completion exactly
+ * once (unless cancelled), free. forced is UPSTREAM_RESULT_MAX for a transfer
+ * libcurl finished with rc, or the result to report instead (CANCELLED).
+ */
+static void
+upstream_complete(struct upstream_req *r, CURLcode rc, enum upstream_result forced)
+{
+    struct upstream *up = r->up;
+    struct upstream_progress p = {0};
+    struct upstream_response resp = {0};
+    enum upstream_result res;
+    long status = 0;
+    curl_off_t total_us = 0;
+
+    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(r->easy, CURLINFO_TOTAL_TIME_T, &total_us);
+    curl_easy_getinfo(r->easy, CURLINFO_REQUEST_SIZE, &p.request_size);
+    curl_easy_getinfo(r->easy, CURLINFO_SIZE_UPLOAD_T, &p.upload_bytes);
+    curl_easy_getinfo(r->easy, CURLINFO_HEADER_SIZE, &p.header_bytes);
+    curl_easy_getinfo(r->easy, CURLINFO_CONNECT_TIME_T, &p.connect_us);
+
+    curl_multi_remove_handle(up->multi, r->easy);
+    upstream_unlink_req(up, r);
+
+    res = forced != UPSTREAM_RESULT_MAX ? forced : upstream_classify(r, rc, &p);
+
+    resp.status = status;
+    if (r->buf != NULL) {
+        r->buf[r->len] = '\0';
+        resp.body = r->buf;
+    } else {
+        resp.body = "";
+    }
+    resp.body_len = r->len;
+    resp.content_type = r->content_type;
+    resp.retry_after = r->retry_after;
+    resp.total_ms = (double)total_us / 1000.0;
+    if (res == UPSTREAM_OK) {
+        resp.error = "";
+    } else if (res == UPSTREAM_ERR_CANCELLED) {
+        resp.error = "cancelled";
+    } else if (res == UPSTREAM_ERR_TOO_LARGE) {
+        resp.error = "response body over the size cap";
+    } else if (r->resend_blocked) {
+        resp.error = "connection died after the request was sent; not re-sent";
+    } else if (r->oom) {
+        resp.error = "out of memory";
+    } else if (r->errbuf[0] != '\0') {
+        resp.error = r->errbuf;
+    } else {
+        resp.error = curl_easy_strerror(rc);
+    }
+
+    if (r->cb != NULL) {
+        r->completing = 1;
+        r->cb(res, &resp, r->arg);
+    }
+    upstream_req_free(r);
+}
+
+/* Deliver every finished transfer libcurl has queued. */
+static void
+upstream_drain(struct upstream *up)
+{
+    CURLMsg *msg;
+    int left;
+
+    while (!up->dead && (msg = curl_multi_info_read(up->multi, &left)) != NULL) {
+        char *priv = NULL;
+        CURLcode rc;
+
+        if (msg->msg != CURLMSG_DONE) {
+            continue;
+        }
+        rc = msg->data.result; /* msg is invalid after remove_handle */
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+        if (priv == NULL) {
+            curl_multi_remove_handle(up->multi, msg->easy_handle);
+            continue;
+        }
+        upstream_complete((struct upstream_req *)priv, rc, UPSTREAM_RESULT_MAX);
+    }
+}
+
+/* Leave a libevent callback; run a deferred upstream_free() on the way out. */
+static void
+upstream_leave(struct upstream *up)
+{
+    up->entered--;
+    if (up->entered == 0 && up->dead) {
+        upstream_destroy(up);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* libevent <-> libcurl glue                                                 */
+
+/* libevent: a watched socket is ready. */
+static void
+upstream_on_socket(evutil_socket_t fd, short events, void *arg)
+{
+    struct upstream *up = arg;
+    int mask = 0;
+    int running = 0;
+
+    if (events & EV_READ) {
+        mask |= CURL_CSELECT_IN;
+    }
+    if (events & EV_WRITE) {
+        mask |= CURL_CSELECT_OUT;
+    }
+    up->entered++;
+    curl_multi_socket_action(up->multi, fd, mask, &running);
+    upstream_drain(up);
+    upstream_leave(up);
+}
+
+/* libevent: libcurl's timeout expired. */
+static void
+upstream_on_timer(evutil_socket_t fd, short events, void *arg)
+{
+    struct upstream *up = arg;
+    int running = 0;
+
+    up->entered++;
+    curl_multi_socket_action(up->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    upstream_drain(up);
+    upstream_leave(up);
+}
+
+static void
+upstream_sock_free(struct upstream *up, struct upstream_sock *s)
+{
+    if (s->prev != NULL) {
+        s->prev->next = s->next;
+    } else {
+        up->socks = s->next;
+    }
+    if (s->next != NULL) {
+        s->next->prev = s->prev;
+    }
+    event_free(s->ev);
+    free(s);
+}
+
+/*
+ * CURLMOPT_SOCKETFUNCTION: watch, re-watch or forget a socket. May be called
+ * from curl_multi_cleanup(). Returning -1 would abort every transfer, so
+ * allocation failure is the only reason to do it.
+ */
+static int
+upstream_socket_cb(CURL *easy, curl_socket_t fd, int what, void *arg, void *sockp)
+{
+    struct upstream *up = arg;
+    struct upstream_sock *s = sockp;
+    short flags = EV_PERSIST;
+
+    if (what == CURL_POLL_REMOVE) {
+        if (s != NULL) {
+            upstream_sock_free(up, s);
+            curl_multi_assign(up->multi, fd, NULL);
+        }
+        return 0;
+    }
+    if (what & CURL_POLL_IN) {
+        flags |= EV_READ;
+    }
+    if (what & CURL_POLL_OUT) {
+        flags |= EV_WRITE;
+    }
+    if (s == NULL) {
+        s = calloc(1, sizeof(*s));
+        if (s == NULL) {
+            return -1;
+        }
+        s->ev = event_new(up->base, fd, flags, upstream_on_socket, up);
+        if (s->ev == NULL) {
+            free(s);
+            return -1;
+        }
+        s->up = up;
+        s->fd = fd;
+        s->next = up->socks;
+        if (up->socks != NULL) {
+            up->socks->prev = s;
+        }
+        up->socks = s;
+        curl_multi_assign(up->multi, fd, s);
+    } else {
+        event_del(s->ev);
+        if (event_assign(s->ev, up->base, fd, flags, upstream_on_socket, up) != 0) {
+            return -1;
+        }
+    }
+    if (event_add(s->ev, NULL) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * CURLMOPT_TIMERFUNCTION: (re)arm or delete the single timer. Never drive
+ * libcurl from here; a 0 ms timeout fires on the next loop pass.
+ */
+static int
+upstream_timer_cb(CURLM *multi, long timeout_ms, void *arg)
+{
+    struct upstream *up = arg;
+    struct timeval tv;
+
+    if (timeout_ms < 0) {
+        evtimer_del(up->timer);
+        return 0;
+    }
+    upstream_tv_from_ms(&tv, timeout_ms);
+    return evtimer_add(up->timer, &tv) == 0 ? 0 : -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* public API                                                                */
+
+/*
+ * Create the multi handle and its timer on base. opts may be NULL; a zero
+ * max_response_bytes means UPSTREAM_DEFAULT_MAX_RESPONSE (1 MiB), so no
+ * transfer is ever uncapped. Returns NULL on failure. The caller must have
+ * called curl_global_init().
+ */
+struct upstream *
+upstream_new(struct event_base *base, const struct upstream_opts *opts)
+{
+    struct upstream *up;
+    CURLMcode mc = CURLM_OK;
+
+    if (base == NULL) {
+        return NULL;
+    }
+    up = calloc(1, sizeof(*up));
+    if (up == NULL) {
+        return NULL;
+    }
+    up->base = base;
+    up->max_response_bytes = UPSTREAM_DEFAULT_MAX_RESPONSE;
+    if (opts != NULL && opts->max_response_bytes > 0) {
+        up->max_response_bytes = opts->max_response_bytes;
+    }
+    up->timer = evtimer_new(base, upstream_on_timer, up);
+    up->multi = curl_multi_init();
+    if (up->timer == NULL || up->multi == NULL) {
+        goto error;
+    }
+    mc |= curl_multi_setopt(up->multi, CURLMOPT_SOCKETFUNCTION, upstream_socket_cb);
+    mc |= curl_multi_setopt(up->multi, CURLMOPT_SOCKETDATA, up);
+    mc |= curl_multi_setopt(up->multi, CURLMOPT_TIMERFUNCTION, upstream_timer_cb);
+    mc |= curl_multi_setopt(up->multi, CURLMOPT_TIMERDATA, up);
+    if (opts != NULL && opts->max_host_connections > 0) {
+        mc |=
+            curl_multi_setopt(up->multi, CURLMOPT_MAX_HOST_CONNECTIONS, opts->max_host_connections);
+    }
+    if (opts != NULL && opts->max_total_connections > 0) {
+        mc |= curl_multi_setopt(up->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
+                                opts->max_total_connections);
+    }
+    if (mc != CURLM_OK) {
+        goto error;
+    }
+    return up;
+
+error:
+    if (up->multi != NULL) {
+        curl_multi_cleanup(up->multi);
+    }
+    if (up->timer != NULL) {
+        event_free(up->timer);
+    }
+    free(up);
+    return NULL;
+}
+
+/* The real teardown: no transfers left, not inside one of our callbacks. */
+static void
+upstream_destroy(struct upstream *up)
+{
+    /* the socket callback may run during cleanup: base and events still live */
+    curl_multi_cleanup(up->multi);
+    up->multi = NULL;
+    while (up->socks != NULL) {
+        upstream_sock_free(up, up->socks);
+    }
+    event_free(up->timer);
+    free(up);
+}
+
+/*
+ * Complete every running transfer with UPSTREAM_ERR_CANCELLED (each exactly
+ * once), then free everything. Must run while the event base is alive. May
+ * be called from a completion; the final free then waits until the libevent
+ * callback that delivered it returns. upstream_start() fails meanwhile.
+ */
+void
+upstream_free(struct upstream *up)
+{
+    if (up == NULL || up->closing) {
+        return;
+    }
+    up->closing = 1;
+    while (up->reqs != NULL) {
+        upstream_complete(up->reqs, CURLE_OK, UPSTREAM_ERR_CANCELLED);
+    }
+    if (up->entered > 0) {
+        up->dead = 1;
+        return;
+    }
+    upstream_destroy(up);
+}
+
+/* 1 if s contains CR or LF (header injection). */
+static int
+upstream_has_crlf(const char *s)
+{
+    return strpbrk(s, "\r\n") != NULL;
+}
+
+/* Method and body options. */
+static CURLcode
+upstream_set_method(CURL *e, const struct upstream_request *req)
+{
+    const char *method = req->method;
+    const char *body = req->body != NULL ? req->body : "";
+    CURLcode rc = CURLE_OK;
+
+    if (method == NULL) {
+        method = req->body != NULL ? "POST" : "GET";
+    }
+    if (strcasecmp(method, "GET") == 0 && req->body == NULL) {
+        return curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    }
+    if (strcasecmp(method, "HEAD") == 0) {
+        return curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    }
+    if (strcasecmp(method, "DELETE") == 0 && req->body == NULL) {
+        return curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "DELETE");
+    }
+    /*
+     * Everything else carries a body (possibly empty, so POST sends
+     * Content-Length: 0 and never falls back to reading stdin). The size is
+     * set first so COPYPOSTFIELDS copies body_len bytes, NULs included.
+     */
+    rc |= curl_easy_setopt(e, CURLOPT_POST, 1L);
+    rc |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+                           (curl_off_t)(req->body != NULL ? req->body_len : 0));
+    rc |= curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body);
+    if (strcasecmp(method, "POST") != 0) {
+        rc |= curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    }
+    return rc;
+}
+
+/*
+ * Start a transfer; everything in req is copied. Returns NULL (and the
+ * callback never runs) when the request is unusable: no URL, a header with
+ * CR/LF, or libcurl/allocation failure. Otherwise cb runs exactly once, from
+ * the event loop, never before this returns (libcurl starts the transfer from
+ * its 0 ms timer). Non-positive timeouts get the defaults above.
+ */
+struct upstream_req *
+upstream_start(struct upstream *up, const struct upstream_request *req, upstream_cb cb, void *arg)
+{
+    struct upstream_req *r;
+    CURL *e;
+    CURLcode rc = CURLE_OK;
+    long connect_ms, total_ms;
+    size_t i;
+
+    if (up == NULL || up->closing || req == NULL || req->url == NULL || cb == NULL ||
+        (req->method != NULL && upstream_has_crlf(req->method))) {
+        return NULL;
+    }
+    r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        return NULL;
+    }
+    r->up = up;
+    r->cb = cb;
+    r->arg = arg;
+    r->body_len = req->body != NULL ? req->body_len : 0;
+    r->easy = e = curl_easy_init();
+    if (e == NULL) {
+        goto error;
+    }
+
+    for (i = 0; req->headers != NULL && req->headers[i] != NULL; i++) {
+        struct curl_slist *l;
+
+        if (upstream_has_crlf(req->headers[i])) {
+            goto error;
+        }
+        l = curl_slist_append(r->headers, req->headers[i]);
+        if (l == NULL) {
+            goto error;
+        }
+        r->headers = l;
+    }
+    {
+        /* no 100-continue round trip: the body follows the headers at once */
+        struct curl_slist *l = curl_slist_append(r->headers, "Expect:");
+
+        if (l == NULL) {
+            goto error;
+        }
+        r->headers = l;
+    }
+
+    connect_ms =
+        req->connect_timeout_ms > 0 ? req->connect_timeout_ms : UPSTREAM_DEFAULT_CONNECT_TIMEOUT_MS;
+    total_ms = req->timeout_ms > 0 ? req->timeout_ms : UPSTREAM_DEFAULT_TIMEOUT_MS;
+
+    rc |= curl_easy_setopt(e, CURLOPT_URL, req->url);
+    rc |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    rc |= curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    rc |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    rc |= curl_easy_setopt(e, CURLOPT_PROXY, "");
+    rc |= curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
+    rc |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    rc |= curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    rc |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+    rc |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, total_ms);
+    rc |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+    rc |= curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
+    rc |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+    rc |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, upstream_on_write);
+    rc |= curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    rc |= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, upstream_on_header);
+    rc |= curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+    rc |= curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, upstream_on_prereq);
+    rc |= curl_easy_setopt(e, CURLOPT_PREREQDATA, r);
+    rc |= upstream_set_method(e, req);
+    if (rc != CURLE_OK) {
+        goto error;
+    }
+
+    /* libcurl arms its timer (0 ms) here; nothing completes synchronously */
+    if (curl_multi_add_handle(up->multi, e) != CURLM_OK) {
+        goto error;
+    }
+    upstream_link_req(up, r);
+    return r;
+
+error:
+    upstream_req_free(r);
+    return NULL;
+}
+
+/*
+ * Abort a running transfer without calling its callback, and free it. A
+ * no-op on NULL and from inside the transfer's own completion (the handle is
+ * freed when the completion returns).
+ */
+void
+upstream_cancel(struct upstream_req *r)
+{
+    if (r == NULL || r->completing) {
+        return;
+    }
+    r->cb = NULL;
+    curl_multi_remove_handle(r->up->multi, r->easy);
+    upstream_unlink_req(r->up, r);
+    upstream_req_free(r);
+}
+
+/* Transfers started and not yet completed or cancelled. */
+int
+upstream_running(const struct upstream *up)
+{
+    return up != NULL ? up->running : 0;
+}

@@ -1,0 +1,111 @@
+/*
+ * vendor.c: the registry of vendor adapters and helpers they share. Adding a
+ * vendor means one file in src/vendors/ and one line in vendor_registry[].
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "conf.h"
+#include "vendor.h"
+
+extern const struct vendor_ops vendor_clouddialer_ops;
+
+static const struct vendor_ops *const vendor_registry[] = {
+    &vendor_clouddialer_ops,
+};
+
+const char *const vendor_outcome_text[VENDOR_OUTCOME_MAX] = {
+    [VENDOR_ACCEPTED] = "accepted",
+    [VENDOR_REJECTED] = "rejected",
+    [VENDOR_UNAVAILABLE] = "unavailable",
+    [VENDOR_AMBIGUOUS] = "ambiguous",
+};
+
+const struct vendor_ops *
+vendor_ops_find(const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(vendor_registry) / sizeof(vendor_registry[0]); i++) {
+        if (name != NULL && strcmp(vendor_registry[i]->name, name) == 0) {
+            return vendor_registry[i];
+        }
+    }
+    return NULL;
+}
+
+const char *
+vendor_known_names(void)
+{
+    return "clouddialer";
+}
+
+void
+vendor_ctx_init(struct vendor_ctx *ctx, const struct conf_vendor *v,
+                const struct conf_tenant_vendor *tv)
+{
+    ctx->conf = v;
+    ctx->api_key = tv != NULL && tv->api_key != NULL ? tv->api_key : v->api_key;
+    ctx->from_number = tv != NULL && tv->from_number != NULL ? tv->from_number : v->from_number;
+}
+
+int
+vendor_http_set(struct vendor_http *h, const char *method, const char *url, char *body,
+                const char *const *headers)
+{
+    size_t n = 0, i;
+
+    memset(h, 0, sizeof(*h));
+    while (headers != NULL && headers[n] != NULL) {
+        n++;
+    }
+    h->method = strdup(method);
+    h->url = strdup(url);
+    h->headers = calloc(n + 1, sizeof(char *));
+    h->body = body;
+    h->body_len = body != NULL ? strlen(body) : 0;
+    if (h->method == NULL || h->url == NULL || h->headers == NULL) {
+        vendor_http_clear(h);
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        h->headers[i] = strdup(headers[i]);
+        if (h->headers[i] == NULL) {
+            vendor_http_clear(h);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void
+vendor_http_clear(struct vendor_http *h)
+{
+    size_t i;
+
+    free(h->method);
+    free(h->url);
+    for (i = 0; h->headers != NULL && h->headers[i] != NULL; i++) {
+        free(h->headers[i]);
+    }
+    free(h->headers);
+    free(h->body);
+    memset(h, 0, sizeof(*h));
+}
+
+void
+vendor_update_init(struct vendor_update *u)
+{
+    memset(u, 0, sizeof(*u));
+    u->status = CALL_UNKNOWN;
+    u->duration_seconds = -1;
+}
+
+void
+vendor_update_clear(struct vendor_update *u)
+{
+    json_decref(u->legs);
+    u->legs = NULL;
+}

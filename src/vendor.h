@@ -1,0 +1,134 @@
+/*
+ * vendor.h: the vendor adapter interface. Each vendor lives in one file under
+ * src/vendors/ behind a const struct vendor_ops table; this module keeps the
+ * name -> ops registry. Adapters are pure translators: they turn a neutral
+ * request into an HTTP request (struct vendor_http) and a vendor's answer or
+ * webhook into neutral results. They do no I/O, so they are unit-tested on
+ * fixtures alone.
+ */
+#ifndef CG_VENDOR_H
+#define CG_VENDOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "callrec.h"
+
+struct conf_vendor;
+struct conf_tenant_vendor;
+struct json_t;
+
+/* Capabilities an adapter declares (bit set). */
+enum vendor_cap {
+    VENDOR_CAP_OUTBOUND = 1 << 0,
+    VENDOR_CAP_INBOUND = 1 << 1,
+    VENDOR_CAP_SCHEDULED = 1 << 2,
+    VENDOR_CAP_PARTICIPANTS = 1 << 3,
+    VENDOR_CAP_RECORDING = 1 << 4,
+    VENDOR_CAP_FLAGS = 1 << 5,
+    VENDOR_CAP_HISTORY = 1 << 6,
+    VENDOR_CAP_STATUS = 1 << 7,
+    VENDOR_CAP_WEBHOOKS = 1 << 8,
+};
+
+/* Credentials and defaults for one attempt: the vendor's, overridden per tenant. */
+struct vendor_ctx {
+    const struct conf_vendor *conf;
+    const char *api_key;
+    const char *from_number; /* E.164 default caller ID, or NULL */
+};
+
+/* A neutral call placement, already validated and normalised. */
+struct vendor_call {
+    const char *call_id;     /* our id (call_...) */
+    const char *type;        /* "outbound" */
+    const char *to;          /* E.164 */
+    const char *from;        /* E.164 or NULL (then ctx->from_number) */
+    const char *agent;       /* tenant's agent id, or NULL */
+    int record;
+    int max_ring_seconds;
+    const char *lang;
+};
+
+/* An HTTP request built by an adapter; owned, freed by vendor_http_clear(). */
+struct vendor_http {
+    char *method;
+    char *url;
+    char **headers;          /* NULL-terminated "Name: value" */
+    char *body;
+    size_t body_len;
+};
+
+/* What a placement answer means for failover (API.md "Failover rule"). */
+enum vendor_outcome {
+    VENDOR_ACCEPTED = 0,     /* the vendor queued the call */
+    VENDOR_REJECTED,         /* an explicit refusal: certainly not placed */
+    VENDOR_UNAVAILABLE,      /* documented "not queued" (429/502/503): certainly not placed */
+    VENDOR_AMBIGUOUS,        /* an answer we cannot trust either way: may have been placed */
+    VENDOR_OUTCOME_MAX
+};
+
+extern const char *const vendor_outcome_text[VENDOR_OUTCOME_MAX];
+
+struct vendor_placed {
+    enum vendor_outcome outcome;
+    char vendor_call_id[128];
+    char detail[256];        /* the vendor's own message, for attempts[].detail */
+};
+
+/* A vendor webhook (or status poll) turned into a neutral call update. */
+struct vendor_update {
+    char call_id[64];        /* our call id when the vendor echoes it, else "" */
+    char vendor_call_id[128];
+    char vendor_status[64];  /* raw vendor value, for debugging */
+    enum call_status status;
+    int64_t started_at;      /* ms since epoch, 0 = unknown */
+    int64_t answered_at;
+    int64_t ended_at;
+    long duration_seconds;   /* -1 = unknown */
+    char recording_url[512]; /* the vendor's URL (never shown to tenants) */
+    char disposition[64];
+    struct json_t *legs;     /* neutral legs array (new reference) or NULL */
+    char dedupe_key[256];    /* the vendor's retry of this event has the same key */
+};
+
+struct vendor_ops {
+    const char *name;
+    unsigned caps;
+
+    /* Build the call placement request. Returns 0, or -1 with err set (no request). */
+    int (*build_place)(const struct vendor_ctx *ctx, const struct vendor_call *call,
+                       struct vendor_http *out, char *err, size_t errlen);
+
+    /* Interpret a placement answer (an HTTP response arrived). */
+    void (*parse_place)(const struct vendor_ctx *ctx, long http_status, const char *body,
+                        size_t len, struct vendor_placed *out);
+
+    /*
+     * Parse a webhook. method is "GET" or "POST"; query is the raw query
+     * string or NULL. Returns 0, or -1 with err (the payload is not usable).
+     * out->legs, when set, is owned by the caller (vendor_update_clear).
+     */
+    int (*parse_webhook)(const struct vendor_ctx *ctx, const char *method, const char *query,
+                         const char *body, size_t len, struct vendor_update *out, char *err,
+                         size_t errlen);
+};
+
+/* The adapter registered under name, or NULL. */
+const struct vendor_ops *vendor_ops_find(const char *name);
+
+/* "clouddialer, ..." for error messages. */
+const char *vendor_known_names(void);
+
+/* Fill ctx for a tenant's use of a vendor (tenant credentials win). */
+void vendor_ctx_init(struct vendor_ctx *ctx, const struct conf_vendor *v,
+                     const struct conf_tenant_vendor *tv);
+
+/* Helpers for adapters. */
+int vendor_http_set(struct vendor_http *h, const char *method, const char *url, char *body,
+                    const char *const *headers);
+void vendor_http_clear(struct vendor_http *h);
+void vendor_update_init(struct vendor_update *u);
+void vendor_update_clear(struct vendor_update *u);
+
+#endif

@@ -1,0 +1,249 @@
+/*
+ * webhook.c: vendor webhooks. Order matters for "never lose an event": the
+ * event is written to Redis (one Lua script: dedupe, history, call update,
+ * or the orphan stream for a call we do not know) and only then does the
+ * vendor get its 2xx. Redis unreachable -> 503, so the vendor retries.
+ * A wrong vendor or token answers 404, exactly like an unknown path.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/http.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+
+#include "app.h"
+#include "callrec.h"
+#include "cglog.h"
+#include "conf.h"
+#include "front.h"
+#include "problem.h"
+#include "relay.h"
+#include "store.h"
+#include "util.h"
+#include "vendor.h"
+#include "webhook.h"
+
+#define WEBHOOK_DEDUPE_TTL_S (7 * 86400)
+
+struct inbound {
+    struct front_req *r;            /* NULL once answered */
+    struct app *app;
+    struct conf *conf;              /* reference */
+    const struct conf_tenant *tenant;
+    struct vendor_update upd;
+};
+
+static void
+inbound_free(struct inbound *in)
+{
+    vendor_update_clear(&in->upd);
+    conf_unref(in->conf);
+    free(in);
+}
+
+static void
+inbound_on_deadline(struct front_req *r)
+{
+    struct inbound *in = r->ctx;
+
+    in->r = NULL;
+    front_problem_ex(r, 503, "store-unavailable", "the event store did not answer in time",
+                     NULL, NULL, (const char *const[]){"Retry-After", "5", NULL});
+}
+
+static void
+inbound_on_stored(enum store_result res, const struct redisReply *reply, void *arg)
+{
+    struct inbound *in = arg;
+    struct front_req *r = in->r;
+    const char *verdict = NULL;
+    json_t *fields = NULL;
+
+    if (res == STORE_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+        reply->element[0]->type == REDIS_REPLY_STRING) {
+        verdict = reply->element[0]->str;
+    }
+    if (verdict != NULL && strcmp(verdict, "ok") == 0 && reply->elements == 3 &&
+        strcmp(reply->element[1]->str, "1") == 0) {
+        fields = callrec_fields_from_reply(reply->element[2], 0);
+    }
+    cglog_info("webhook_stored", "{s:s, s:s, s:s, s:s, s:s}", "vendor",
+               in->upd.dedupe_key[0] ? r != NULL ? r->log_vendor : "-" : "-", "tenant",
+               in->tenant->id, "call_id", in->upd.call_id, "vendor_status", in->upd.vendor_status,
+               "result", verdict != NULL ? verdict : store_result_text[res]);
+    if (r != NULL) {
+        r->on_deadline = NULL;
+        if (verdict == NULL) {
+            front_problem_ex(r, 503, "store-unavailable",
+                             "the event could not be stored; retry later", NULL, NULL,
+                             (const char *const[]){"Retry-After", "5", NULL});
+        } else {
+            front_reply_json(r, strcmp(verdict, "orphan") == 0 ? 202 : 200,
+                             json_pack("{s:s}", "status",
+                                       strcmp(verdict, "dup") == 0 ? "duplicate" : "stored"),
+                             NULL);
+        }
+    }
+    if (fields != NULL) {
+        relay_call_event(in->app->relay, in->tenant, fields,
+                         call_status_event_type(in->upd.status));
+        json_decref(fields);
+    }
+    inbound_free(in);
+}
+
+static int
+webhook_id_ok(const char *id)
+{
+    size_t i, n = strlen(id);
+
+    for (i = 0; i < n; i++) {
+        if (!isalnum((unsigned char)id[i]) && id[i] != '_' && id[i] != '-') {
+            return 0;
+        }
+    }
+    return n > 0 && n < 64;
+}
+
+/* Argument list for the event script: fields the update carries, as strings. */
+static int
+webhook_pairs(const struct vendor_update *u, const char **args, char bufs[][UTIL_TIME_LEN],
+              char **legs, int n)
+{
+    const int64_t times[3] = {u->started_at, u->answered_at, u->ended_at};
+    static const char *const names[3] = {"started_at", "answered_at", "ended_at"};
+    int i;
+
+    args[n++] = "vendor_status";
+    args[n++] = u->vendor_status;
+    if (u->vendor_call_id[0] != '\0') {
+        args[n++] = "vendor_call_id";
+        args[n++] = u->vendor_call_id;
+    }
+    for (i = 0; i < 3; i++) {
+        if (times[i] > 0) {
+            util_rfc3339(times[i], bufs[i], UTIL_TIME_LEN);
+            args[n++] = names[i];
+            args[n++] = bufs[i];
+        }
+    }
+    if (u->duration_seconds >= 0) {
+        snprintf(bufs[3], UTIL_TIME_LEN, "%ld", u->duration_seconds);
+        args[n++] = "duration_seconds";
+        args[n++] = bufs[3];
+    }
+    if (u->recording_url[0] != '\0') {
+        args[n++] = "recording_vendor_url";
+        args[n++] = u->recording_url;
+    }
+    if (u->disposition[0] != '\0') {
+        args[n++] = "disposition";
+        args[n++] = u->disposition;
+    }
+    if (u->legs != NULL && (*legs = json_dumps(u->legs, JSON_COMPACT)) != NULL) {
+        args[n++] = "legs";
+        args[n++] = *legs;
+    }
+    return n;
+}
+
+void
+webhook_receive(struct front_req *r)
+{
+    const char *rest = r->path + strlen("/v1/webhooks/");
+    const char *slash = strchr(rest, '/');
+    char vendor[32], keys[4][320], rank[8], nowms[24], times[4][UTIL_TIME_LEN], ttl[16];
+    char err[256], *event_text, *legs = NULL, now[UTIL_TIME_LEN];
+    const struct vendor_ops *ops;
+    const struct conf_vendor *cv;
+    const char *args[40];
+    size_t argslen[40];
+    struct vendor_ctx ctx;
+    struct inbound *in;
+    json_t *event;
+    int n = 0, i;
+
+    if (slash == NULL || (size_t)(slash - rest) >= sizeof(vendor)) {
+        front_problem(r, 404, "not-found", "no such endpoint", NULL);
+        return;
+    }
+    memcpy(vendor, rest, (size_t)(slash - rest));
+    vendor[slash - rest] = '\0';
+    ops = vendor_ops_find(vendor);
+    cv = conf_vendor_find(r->conf, vendor);
+    r->tenant = ops != NULL && cv != NULL
+                    ? conf_tenant_by_webhook_token(r->conf, vendor, slash + 1)
+                    : NULL;
+    if (r->tenant == NULL) {
+        front_problem(r, 404, "not-found", "no such endpoint", NULL);
+        return;
+    }
+    util_strlcpy(r->log_vendor, vendor, sizeof(r->log_vendor));
+    in = calloc(1, sizeof(*in));
+    if (in == NULL) {
+        front_problem(r, 500, "internal", "out of memory", NULL);
+        return;
+    }
+    in->r = r;
+    in->app = r->app;
+    in->conf = conf_ref(r->conf);
+    in->tenant = r->tenant;
+    vendor_update_init(&in->upd);
+    vendor_ctx_init(&ctx, cv, conf_tenant_vendor(r->tenant, vendor));
+    if (ops->parse_webhook(&ctx, evhttp_request_get_command(r->ev) == EVHTTP_REQ_GET ? "GET"
+                                                                                     : "POST",
+                           r->query, r->body, r->body_len, &in->upd, err, sizeof(err)) != 0) {
+        json_t *errors = json_array();
+        problem_add_error(errors, "body", err);
+        cglog_warn("webhook_rejected", "{s:s, s:s, s:s, s:i}", "vendor", vendor, "tenant",
+                   r->tenant->id, "reason", err, "bytes", (int)r->body_len);
+        front_problem(r, 400, "validation", "the webhook payload is not usable", errors);
+        inbound_free(in);
+        return;
+    }
+    if (!webhook_id_ok(in->upd.call_id)) {
+        in->upd.call_id[0] = '\0';
+    }
+    util_strlcpy(r->log_call_id, in->upd.call_id, sizeof(r->log_call_id));
+    util_rfc3339(util_now_ms(), now, sizeof(now));
+    event = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "at", now, "source", "webhook",
+                      "vendor", vendor, "call_id", in->upd.call_id, "status",
+                      call_status_text[in->upd.status], "vendor_status", in->upd.vendor_status);
+    event_text = event != NULL ? json_dumps(event, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(event);
+    if (event_text == NULL) {
+        front_problem(r, 500, "internal", "out of memory", NULL);
+        inbound_free(in);
+        return;
+    }
+    app_key(r->app, keys[0], sizeof(keys[0]), "call:%s",
+            in->upd.call_id[0] ? in->upd.call_id : "-");
+    app_key(r->app, keys[1], sizeof(keys[1]), "call:%s:events",
+            in->upd.call_id[0] ? in->upd.call_id : "-");
+    app_key(r->app, keys[2], sizeof(keys[2]), "dedupe:%s:%s", vendor, in->upd.dedupe_key);
+    app_key(r->app, keys[3], sizeof(keys[3]), "orphans");
+    snprintf(ttl, sizeof(ttl), "%d", WEBHOOK_DEDUPE_TTL_S);
+    snprintf(rank, sizeof(rank), "%d", call_status_rank(in->upd.status));
+    snprintf(nowms, sizeof(nowms), "%lld", (long long)util_now_ms());
+    for (i = 0; i < 4; i++) {
+        args[n++] = keys[i];
+    }
+    args[n++] = ttl;
+    args[n++] = r->tenant->id;
+    args[n++] = call_status_text[in->upd.status];
+    args[n++] = rank;
+    args[n++] = event_text;
+    args[n++] = nowms;
+    n = webhook_pairs(&in->upd, args, times, &legs, n);
+    for (i = 0; i < n; i++) {
+        argslen[i] = strlen(args[i]);
+    }
+    r->ctx = in;
+    r->on_deadline = inbound_on_deadline;
+    store_eval(r->app->store, r->app->lua_event, 4, n, args, argslen, inbound_on_stored, in);
+    free(event_text);
+    free(legs);
+}
