@@ -79,6 +79,7 @@ int store_cmd_argv(struct store *st, int argc, const char **argv, const size_t *
  * A Lua script known by its SHA-1. store_eval() sends EVALSHA and, when Redis
  * answers NOSCRIPT (after a restart or SCRIPT FLUSH), sends EVAL with the
  * source once, transparently: the caller sees one completion.
+ * args holds nargs strings in all: the nkeys keys first, then the arguments.
  */
 struct store_script *store_script_new(const char *lua_source);
 void store_script_free(struct store_script *sc);

@@ -1,0 +1,117 @@
+/*
+ * gwtest.h: the whole gateway on loopback for integration tests: a real
+ * redis-server (redis_fixture), the vendor simulator and the callgate daemon
+ * as child processes with a generated configuration, plus a blocking HTTP
+ * client (libcurl easy) to talk to them.
+ *
+ * Two tenants are configured:
+ *   acme   (IN) key "test-acme-key",   CloudDialer webhook token GWTEST_ACME_TOKEN,
+ *          events to the simulator's /_sink/acme
+ *   globex (US) key "test-globex-key", token GWTEST_GLOBEX_TOKEN, /_sink/globex
+ * Both sign events with GWTEST_SECRET.
+ */
+#ifndef CG_TEST_GWTEST_H
+#define CG_TEST_GWTEST_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "helpers/proc.h"
+#include "helpers/redis_fixture.h"
+
+#define GWTEST_ACME_KEY "test-acme-key"
+#define GWTEST_GLOBEX_KEY "test-globex-key"
+#define GWTEST_ACME_TOKEN "acme-token-0123456789"
+#define GWTEST_GLOBEX_TOKEN "globex-token-0123456789"
+#define GWTEST_SECRET "whsec_Y2FsbGdhdGUtdGVzdC1zaWduaW5nLXNlY3JldC0zMmI="
+
+struct gwtest_opts {
+    long vendor_timeout_ms;     /* default 2000 */
+    long request_timeout_ms;    /* default vendor_timeout_ms + 3000 */
+    long drain_timeout_ms;      /* default 5000 */
+    long redis_command_timeout_ms; /* default 500 */
+    int vendor_port;            /* point CloudDialer here instead of the simulator (0 = sim) */
+    int call_ms;                /* simulated call length (default 300) */
+    int no_push;                /* simulator sends no result push */
+};
+
+struct gwtest {
+    struct gwtest_opts opts;
+    struct redis_fixture redis;
+    struct proc sim;
+    struct proc gw;
+    int sim_port;
+    int gw_port;
+    char dir[256];
+    char conf_path[320];
+    char gw_log[320];
+    char base[64];              /* http://127.0.0.1:<gw_port> */
+    char sim_base[64];          /* http://127.0.0.1:<sim_port> */
+};
+
+/* Start Redis, the simulator and callgate; cr_assert on failure. */
+void gwtest_start(struct gwtest *t, const struct gwtest_opts *opts);
+
+/* Stop everything; asserts that callgate exits 0 on SIGTERM (so ASan/LSan found nothing). */
+void gwtest_stop(struct gwtest *t);
+
+/* (Re)write the configuration file from t->opts (for reload tests). */
+void gwtest_write_conf(struct gwtest *t);
+
+/* Start / stop only the callgate process. stop returns its exit status (waitpid form). */
+void gwtest_gateway_start(struct gwtest *t);
+int gwtest_gateway_stop(struct gwtest *t, int sig, int timeout_ms);
+
+/* Wait until GET /readyz answers 200 (1) within timeout_ms, else 0. */
+int gwtest_wait_ready(struct gwtest *t, int timeout_ms);
+
+struct http_resp {
+    long status;
+    char *body;                 /* NUL-terminated */
+    size_t len;
+    char *headers;              /* raw response headers, NUL-terminated */
+    json_t *json;               /* parsed body, or NULL */
+    double ms;
+};
+
+/*
+ * One blocking request. headers: NULL-terminated "Name: value" list or NULL.
+ * body may be NULL. Returns 0 when a response arrived (out filled), -1 else.
+ */
+int http_do(const char *method, const char *url, const char *const *headers, const char *body,
+            size_t body_len, long timeout_ms, struct http_resp *out);
+void http_resp_free(struct http_resp *r);
+
+/* Value of a response header (case-insensitive) copied into buf, or NULL. */
+const char *http_header(const struct http_resp *r, const char *name, char *buf, size_t buflen);
+
+/* POST /v1/calls with a tenant key and an optional Idempotency-Key. */
+int gw_post_call(struct gwtest *t, const char *key, const char *idem, const char *body,
+                 struct http_resp *out);
+
+/* GET base+path with a tenant key (NULL: none). */
+int gw_get(struct gwtest *t, const char *key, const char *path, struct http_resp *out);
+
+/* GET a simulator path; returns the parsed JSON (caller decrefs) or NULL. */
+json_t *sim_get_json(struct gwtest *t, const char *path);
+
+/* POST a JSON body to a simulator control path; returns the HTTP status. */
+long sim_post(struct gwtest *t, const char *path, const char *json_body);
+
+/* DELETE a simulator path; returns the HTTP status. */
+long sim_delete(struct gwtest *t, const char *path);
+
+/* Number of requests the simulator logged for method+path. */
+int sim_count(struct gwtest *t, const char *method, const char *path);
+
+/* Poll GET /v1/calls/{id} until its status equals status or timeout; returns the last call JSON. */
+json_t *gw_wait_call_status(struct gwtest *t, const char *key, const char *id, const char *status,
+                            int timeout_ms);
+
+/* Poll the simulator's sink for name until it holds at least n events; returns the events. */
+json_t *sim_wait_sink(struct gwtest *t, const char *name, size_t n, int timeout_ms);
+
+void gwtest_sleep_ms(int ms);
+
+#endif
