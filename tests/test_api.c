@@ -555,3 +555,31 @@ Test(api, twenty_concurrent_duplicates_place_one_call)
     curl_slist_free_all(hdrs);
     curl_multi_cleanup(multi);
 }
+
+/* A table without a catch-all: a call no rule matches gets 503 no-route. */
+Test(api_routes, no_route, .timeout = 60)
+{
+    struct gwtest t;
+    struct gwtest_opts o = {0};
+    char dir[256], path[320];
+    struct http_resp r;
+    FILE *f;
+
+    cr_assert_eq(proc_tmpdir(dir, sizeof(dir)), 0);
+    snprintf(path, sizeof(path), "%s/10-us.json", dir);
+    f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("{\"rules\": [{\"name\": \"us-only\", \"match\": {\"to_prefix\": [\"+1\"]},"
+          " \"vendors\": [\"clouddialer\"]}]}",
+          f);
+    fclose(f);
+    o.routes_dir = dir;
+    gwtest_start(&t, &o);
+    cr_assert_eq(gw_post_call(&t, GWTEST_ACME_KEY, NULL, CALL_BODY, &r), 0);
+    cr_assert_eq(r.status, 503, "%s", r.body);
+    cr_assert_str_eq(jstr(r.json, "type"), "/problems/no-route");
+    http_resp_free(&r);
+    cr_assert_eq(sim_count(&t, "POST", "/calls"), 0);
+    gwtest_stop(&t);
+    proc_rmdir(dir);
+}

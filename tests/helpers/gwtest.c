@@ -62,7 +62,11 @@ gwtest_write_conf(struct gwtest *t)
     snprintf(cb_acme, sizeof(cb_acme), "%s/_sink/acme", t->sim_base);
     snprintf(cb_globex, sizeof(cb_globex), "%s/_sink/globex", t->sim_base);
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", t->gw_port);
-    snprintf(routes, sizeof(routes), "%s/routes", CG_SRCDIR);
+    if (o->routes_dir != NULL) {
+        snprintf(routes, sizeof(routes), "%s", o->routes_dir);
+    } else {
+        snprintf(routes, sizeof(routes), "%s/routes", CG_SRCDIR);
+    }
     conf = json_pack(
         "{s:s, s:s, s:s,"
         " s:{s:s, s:i, s:i, s:i},"

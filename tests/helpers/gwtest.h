@@ -34,6 +34,7 @@ struct gwtest_opts {
     int vendor_port;            /* point CloudDialer here instead of the simulator (0 = sim) */
     int call_ms;                /* simulated call length (default 300) */
     int no_push;                /* simulator sends no result push */
+    const char *routes_dir;     /* routing table (default: the project's routes/) */
 };
 
 struct gwtest {

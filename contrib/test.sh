@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# callgate's whole test run: install what is missing, then build and run
+# every suite twice -- a plain build and an AddressSanitizer +
+# UndefinedBehaviorSanitizer build -- against real redis-server processes and
+# the vendor simulator on loopback (the suites start and stop them). The last
+# line is "N passed, N failed" over every suite of both builds; the exit code
+# is non-zero when anything failed.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+"$here/deps.sh" || exit 1
+# shellcheck source=contrib/lib.sh
+. "$here/lib.sh"
+
+passed=0
+failed=0
+status=0
+
+# Sum criterion's "Synthesis" lines of one build's test logs; a suite log
+# without one (a crash before the summary) counts as one failure.
+count_build() {
+  local dir=$1 log p f c
+  for log in "$dir"/tests/test_*.log; do
+    [ -f "$log" ] || continue
+    line=$(grep -a 'Synthesis:' "$log" | tail -1)
+    if [ -z "$line" ]; then
+      echo "  $(basename "$log" .log): no summary (crashed?)"
+      failed=$((failed + 1))
+      continue
+    fi
+    p=$(sed -n 's/.*Passing: \([0-9]*\).*/\1/p' <<<"$line")
+    f=$(sed -n 's/.*Failing: \([0-9]*\).*/\1/p' <<<"$line")
+    c=$(sed -n 's/.*Crashing: \([0-9]*\).*/\1/p' <<<"$line")
+    passed=$((passed + p))
+    failed=$((failed + f + c))
+    # A suite whose tests all passed can still fail as a whole (a sanitizer
+    # report at exit, a crash in teardown): automake's .trs says so.
+    if [ "$f" = 0 ] && [ "$c" = 0 ] && grep -q '^:test-result: FAIL' "${log%.log}.trs" 2>/dev/null; then
+      echo "  $(basename "$log" .log): failed as a whole (see $log)"
+      failed=$((failed + 1))
+    fi
+    echo "  $(basename "$log" .log): $line"
+  done
+}
+
+run_build() {
+  local name=$1; shift
+  echo "== $name build"
+  if ! cg_build "$name" "$@"; then
+    echo "  build failed"
+    failed=$((failed + 1))
+    status=1
+    return
+  fi
+  # Suites run one after another; criterion runs each suite's tests on both cores.
+  if ! CRITERION_JOBS=2 make -C "$CG_TOP/build/$name" check >"$CG_TOP/build/$name/check.out" 2>&1; then
+    status=1
+    grep -E '^(FAIL|ERROR)' "$CG_TOP/build/$name/check.out" || tail -20 "$CG_TOP/build/$name/check.out"
+  fi
+  count_build "$CG_TOP/build/$name"
+}
+
+start=$(date +%s)
+run_build plain
+run_build asan --enable-asan
+echo "== done in $(( $(date +%s) - start )) s; logs in build/*/tests/*.log"
+[ $failed -gt 0 ] && status=1
+echo "$passed passed, $failed failed"
+exit $status

@@ -1,0 +1,312 @@
+/*
+ * test_webhook.c: vendor webhooks in and tenant events out, end to end:
+ * the simulator's CloudDialer result push reaches callgate, is stored once
+ * (deduplicated), moves the call's status forward only, and is relayed to the
+ * tenant's endpoint signed per Standard Webhooks.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <criterion/criterion.h>
+#include <hiredis/hiredis.h>
+
+#include "crypto.h"
+#include "helpers/gwtest.h"
+#include "relay.h"
+
+#define CALL_BODY "{\"to\": \"+919876543210\", \"agent\": \"agent.017\"}"
+
+static struct gwtest gw;
+
+static void
+setup(void)
+{
+    struct gwtest_opts o = {.no_push = 1};
+
+    gwtest_start(&gw, &o);
+}
+
+static void
+teardown(void)
+{
+    gwtest_stop(&gw);
+}
+
+TestSuite(webhook, .init = setup, .fini = teardown, .timeout = 60);
+
+static const char *
+jstr(json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+/* Place a call; returns its id (static buffer). */
+static const char *
+place_call(void)
+{
+    static char id[64];
+    struct http_resp r;
+
+    cr_assert_eq(gw_post_call(&gw, GWTEST_ACME_KEY, NULL, CALL_BODY, &r), 0);
+    cr_assert_eq(r.status, 201, "%s", r.body);
+    snprintf(id, sizeof(id), "%s", jstr(r.json, "id"));
+    http_resp_free(&r);
+    return id;
+}
+
+static long
+push(const char *token, const char *method, const char *body, struct http_resp *out)
+{
+    char url[256];
+    const char *headers[] = {"Content-Type: application/json", NULL};
+    struct http_resp r;
+    long st;
+
+    snprintf(url, sizeof(url), "%s/v1/webhooks/clouddialer/%s", gw.base, token);
+    cr_assert_eq(http_do(method, url, headers, body, body != NULL ? strlen(body) : 0, 0, &r), 0);
+    st = r.status;
+    if (out != NULL) {
+        *out = r;
+    } else {
+        http_resp_free(&r);
+    }
+    return st;
+}
+
+static char *
+push_body(const char *call_id, const char *status, const char *end)
+{
+    char *s = malloc(1024);
+
+    snprintf(s, 1024,
+             "{\"call_id\":\"cd-%s\",\"uuid\":\"%s\",\"status\":\"%s\",\"duration\":42,"
+             "\"customer_number\":\"9876543210\",\"crm_username\":\"agent.017\","
+             "\"direction\":\"outbound\",\"call_type\":\"browser\",\"disposition\":\"CRM_CALL\","
+             "\"recording_url\":\"https://vendor.example/recordings/secret-name.wav\","
+             "\"start_time\":\"2026-07-03T10:00:00Z\",\"end_time\":%s}",
+             call_id, call_id, status, end);
+    return s;
+}
+
+/* Verify a Standard Webhooks delivery stored by the sink. */
+static void
+assert_signed(json_t *ev)
+{
+    json_t *h = json_object_get(ev, "headers");
+    const char *id = jstr(h, "webhook-id"), *ts = jstr(h, "webhook-timestamp");
+    const char *sig = jstr(h, "webhook-signature"), *body = jstr(ev, "body");
+    const char *secrets[] = {GWTEST_SECRET};
+    char *expected;
+    long long now = (long long)time(NULL), t;
+
+    cr_assert_not_null(id);
+    cr_assert_not_null(ts);
+    cr_assert_not_null(sig);
+    cr_assert(strncmp(id, "evt_", 4) == 0, "webhook-id %s", id);
+    t = atoll(ts);
+    cr_assert(t > now - 60 && t <= now + 5, "timestamp %s is not fresh", ts);
+    expected = relay_sign(secrets, 1, id, t, body, strlen(body));
+    cr_assert_not_null(expected);
+    cr_assert_str_eq(sig, expected, "signature does not verify");
+    free(expected);
+    cr_assert_str_eq(jstr(h, "content-type"), "application/json");
+}
+
+Test(webhook, push_updates_call_and_is_relayed_signed)
+{
+    const char *id = place_call();
+    char *body = push_body(id, "ANSWER", "\"2026-07-03T10:00:42Z\"");
+    json_t *call, *events, *ev, *payload, *data;
+    struct http_resp r;
+
+    cr_assert_eq(push(GWTEST_ACME_TOKEN, "POST", body, &r), 200, "%s", r.body);
+    cr_assert_str_eq(jstr(r.json, "status"), "stored");
+    http_resp_free(&r);
+    call = gw_wait_call_status(&gw, GWTEST_ACME_KEY, id, "completed", 3000);
+    cr_assert_str_eq(jstr(call, "status"), "completed");
+    cr_assert_str_eq(jstr(call, "started_at"), "2026-07-03T10:00:00Z");
+    cr_assert_str_eq(jstr(call, "answered_at"), "2026-07-03T10:00:00Z");
+    cr_assert_str_eq(jstr(call, "ended_at"), "2026-07-03T10:00:42Z");
+    cr_assert_eq(json_integer_value(json_object_get(call, "duration_seconds")), 42);
+    cr_assert_str_eq(jstr(call, "vendor_status"), "ANSWER");
+    cr_assert_str_eq(jstr(call, "disposition"), "CRM_CALL");
+    json_decref(call);
+
+    events = sim_wait_sink(&gw, "acme", 1, 5000);
+    cr_assert_eq(json_array_size(events), 1);
+    ev = json_array_get(events, 0);
+    assert_signed(ev);
+    payload = json_loads(jstr(ev, "body"), 0, NULL);
+    cr_assert_str_eq(jstr(payload, "type"), "call.completed");
+    cr_assert_str_eq(jstr(payload, "id"), jstr(json_object_get(ev, "headers"), "webhook-id"));
+    cr_assert_not_null(jstr(payload, "created_at"));
+    data = json_object_get(payload, "data");
+    cr_assert_str_eq(jstr(data, "id"), id);
+    cr_assert_str_eq(jstr(data, "status"), "completed");
+    /* The vendor's recording URL never reaches the tenant. */
+    cr_assert_null(strstr(jstr(ev, "body"), "vendor.example"));
+    cr_assert_null(strstr(jstr(ev, "body"), "secret-name"));
+    json_decref(payload);
+    json_decref(events);
+    free(body);
+}
+
+Test(webhook, duplicate_push_is_acknowledged_and_dropped)
+{
+    const char *id = place_call();
+    char *body = push_body(id, "ANSWER", "\"2026-07-03T10:00:42Z\"");
+    struct http_resp r;
+    json_t *call, *events;
+
+    cr_assert_eq(push(GWTEST_ACME_TOKEN, "POST", body, NULL), 200);
+    cr_assert_eq(push(GWTEST_ACME_TOKEN, "POST", body, &r), 200);
+    cr_assert_str_eq(jstr(r.json, "status"), "duplicate");
+    http_resp_free(&r);
+    cr_assert_eq(push(GWTEST_ACME_TOKEN, "POST", body, NULL), 200);
+    call = gw_wait_call_status(&gw, GWTEST_ACME_KEY, id, "completed", 3000);
+    cr_assert_eq(json_array_size(json_object_get(call, "events")), 1);
+    json_decref(call);
+    gwtest_sleep_ms(300);
+    events = sim_wait_sink(&gw, "acme", 1, 3000);
+    cr_assert_eq(json_array_size(events), 1, "one event relayed, not three");
+    json_decref(events);
+    free(body);
+}
+
+Test(webhook, terminal_status_never_goes_back)
+{
+    const char *id = place_call();
+    char *done = push_body(id, "NO_ANSWER", "\"2026-07-03T10:00:30Z\"");
+    char *late = push_body(id, "INITIATED", "null");
+    json_t *call, *evs;
+
+    cr_assert_eq(push(GWTEST_ACME_TOKEN, "POST", done, NULL), 200);
+    cr_assert_eq(push(GWTEST_ACME_TOKEN, "POST", late, NULL), 200);
+    call = gw_wait_call_status(&gw, GWTEST_ACME_KEY, id, "no_answer", 3000);
+    cr_assert_str_eq(jstr(call, "status"), "no_answer");
+    gwtest_sleep_ms(200);
+    json_decref(call);
+    call = gw_wait_call_status(&gw, GWTEST_ACME_KEY, id, "no_answer", 100);
+    evs = json_object_get(call, "events");
+    cr_assert_eq(json_array_size(evs), 2, "both events are in the history");
+    cr_assert(json_is_true(json_object_get(json_array_get(evs, 0), "applied")));
+    cr_assert(json_is_false(json_object_get(json_array_get(evs, 1), "applied")));
+    cr_assert_str_eq(jstr(json_array_get(evs, 1), "status"), "queued");
+    json_decref(call);
+    free(done);
+    free(late);
+}
+
+Test(webhook, wrong_token_or_vendor_is_404)
+{
+    struct http_resp r;
+    char url[256];
+    char *body = push_body("call_x", "ANSWER", "null");
+
+    cr_assert_eq(push("not-the-token-at-all", "POST", body, &r), 404);
+    cr_assert_str_eq(jstr(r.json, "type"), "/problems/not-found");
+    http_resp_free(&r);
+    cr_assert_eq(push(GWTEST_ACME_TOKEN "x", "POST", body, NULL), 404);
+    snprintf(url, sizeof(url), "%s/v1/webhooks/nosuchvendor/%s", gw.base, GWTEST_ACME_TOKEN);
+    cr_assert_eq(http_do("POST", url, NULL, body, strlen(body), 0, &r), 0);
+    cr_assert_eq(r.status, 404);
+    http_resp_free(&r);
+    free(body);
+}
+
+Test(webhook, malformed_payloads_are_400)
+{
+    const char *bodies[] = {"", "{", "[]", "{\"uuid\":\"call_x\"}", "{\"status\":\"ANSWER\"}",
+                            "{\"uuid\":\"call_x\",\"status\":\"EXPLODED\"}",
+                            "{\"uuid\":7,\"status\":\"ANSWER\"}",
+                            "{\"uuid\":\"call_x\",\"status\":\"ANSWER\",\"start_time\":\"soon\"}"};
+    struct http_resp r;
+    size_t i;
+
+    for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        cr_assert_eq(push(GWTEST_ACME_TOKEN, "POST", bodies[i], &r), 400, "%s -> %s", bodies[i],
+                     r.body);
+        cr_assert_str_eq(jstr(r.json, "type"), "/problems/validation");
+        http_resp_free(&r);
+    }
+    /* CloudDialer pushes with POST; a GET is not a CloudDialer push. */
+    cr_assert_eq(push(GWTEST_ACME_TOKEN, "GET", NULL, NULL), 400);
+}
+
+Test(webhook, oversized_push_is_413)
+{
+    size_t n = 300 * 1024;
+    char *body = malloc(n + 1);
+    struct http_resp r;
+
+    memset(body, ' ', n);
+    body[0] = '{';
+    body[n - 1] = '}';
+    body[n] = '\0';
+    cr_assert_eq(push(GWTEST_ACME_TOKEN, "POST", body, &r), 413);
+    http_resp_free(&r);
+    free(body);
+}
+
+Test(webhook, unknown_call_is_kept_as_orphan)
+{
+    char *body = push_body("call_doesnotexist", "ANSWER", "\"2026-07-03T10:00:42Z\"");
+    struct redisReply *rep;
+
+    cr_assert_eq(push(GWTEST_ACME_TOKEN, "POST", body, NULL), 202);
+    rep = redis_fixture_cmd(&gw.redis, "XLEN cg:orphans");
+    cr_assert_not_null(rep);
+    cr_assert_eq(rep->integer, 1, "the event is stored, not dropped");
+    freeReplyObject(rep);
+    free(body);
+}
+
+Test(webhook, other_tenants_token_cannot_touch_a_call)
+{
+    const char *id = place_call();
+    char *body = push_body(id, "BUSY", "\"2026-07-03T10:00:42Z\"");
+    json_t *call;
+
+    /* globex's token with acme's call id: stored as an orphan, acme's call untouched. */
+    cr_assert_eq(push(GWTEST_GLOBEX_TOKEN, "POST", body, NULL), 202);
+    call = gw_wait_call_status(&gw, GWTEST_ACME_KEY, id, "queued", 1000);
+    cr_assert_str_eq(jstr(call, "status"), "queued");
+    json_decref(call);
+    free(body);
+}
+
+Test(webhook, relay_retries_until_the_tenant_answers)
+{
+    const char *id = place_call();
+    char *body = push_body(id, "ANSWER", "\"2026-07-03T10:00:42Z\"");
+    json_t *events;
+    const char *id1, *id2;
+
+    cr_assert_eq(sim_post(&gw, "/_sim/sink-config", "{\"status\":500,\"count\":1}"), 200);
+    cr_assert_eq(push(GWTEST_ACME_TOKEN, "POST", body, NULL), 200);
+    events = sim_wait_sink(&gw, "acme", 2, 6000);
+    cr_assert_eq(json_array_size(events), 2, "a failed delivery is retried");
+    id1 = jstr(json_object_get(json_array_get(events, 0), "headers"), "webhook-id");
+    id2 = jstr(json_object_get(json_array_get(events, 1), "headers"), "webhook-id");
+    cr_assert_str_eq(id1, id2, "webhook-id is stable across retries");
+    assert_signed(json_array_get(events, 1));
+    json_decref(events);
+    free(body);
+}
+
+Test(webhook, simulator_push_end_to_end)
+{
+    /* The simulator's own push (not a hand-made one): configure it now. */
+    char cfg[256];
+    const char *id;
+    json_t *call;
+
+    snprintf(cfg, sizeof(cfg), "{\"push_url\":\"%s/v1/webhooks/clouddialer/%s\"}", gw.base,
+             GWTEST_ACME_TOKEN);
+    cr_assert_eq(sim_post(&gw, "/_sim/config", cfg), 200);
+    id = place_call();
+    call = gw_wait_call_status(&gw, GWTEST_ACME_KEY, id, "completed", 5000);
+    cr_assert_str_eq(jstr(call, "status"), "completed");
+    json_decref(call);
+}
