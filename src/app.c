@@ -139,13 +139,22 @@ app_reload(struct app *app)
     return 0;
 }
 
+/* How long a drained replica waits for its last replies to be written. */
+#define APP_FLUSH_US (1000 * 1000)
+
 static void
 app_drain_check(evutil_socket_t fd, short what, void *arg)
 {
     struct app *app = arg;
 
-    if (front_inflight(app->front) == 0 && relay_pending(app->relay) == 0) {
-        cglog_info("drained", NULL);
+    if (app->flush_until_us == 0) {
+        if (front_inflight(app->front) > 0 || relay_pending(app->relay) > 0) {
+            return;
+        }
+        app->flush_until_us = util_mono_us() + APP_FLUSH_US;
+    }
+    if (front_unsent(app->front) == 0 || util_mono_us() >= app->flush_until_us) {
+        cglog_info("drained", "{s:i}", "unsent", front_unsent(app->front));
         event_base_loopexit(app->base, NULL);
     }
 }
@@ -157,8 +166,10 @@ app_drain_deadline(evutil_socket_t fd, short what, void *arg)
 
     cglog_warn("drain_deadline", "{s:i, s:i}", "requests", front_inflight(app->front),
                "deliveries", relay_pending(app->relay));
+    /* Answer everyone now; the drain check then lets the answers go out. */
     front_abort_all(app->front);
-    event_base_loopexit(app->base, NULL);
+    relay_abandon(app->relay);
+    app->flush_until_us = util_mono_us() + APP_FLUSH_US;
 }
 
 void

@@ -31,7 +31,7 @@ struct app {
     struct event *drain_timer;
     struct event *drain_deadline;
     struct event *sig_term, *sig_int, *sig_hup;
-    long long drain_started_us;
+    long long flush_until_us;    /* after the drain: stop waiting for unsent replies then */
 };
 
 /*

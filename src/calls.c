@@ -67,6 +67,7 @@ struct place {
     int contacted;                /* a vendor may have seen the request */
     int any_rejected;
     int store_pending;            /* a store command is in flight */
+    int reply_first;              /* answer before the record is written (deadline) */
     /* the answer, decided once */
     int code;
     char *answer;                 /* serialised body */
@@ -343,15 +344,35 @@ place_fail(struct place *p, int code, const char *slug, const char *detail, json
     }
 }
 
+static void place_conclude(struct place *p, enum call_status status, int code, const char *slug,
+                           const char *detail);
+static void place_add_attempt(struct place *p, const char *vendor, const char *outcome,
+                              long http_status, const char *detail, double ms);
+
+/*
+ * The request's deadline (or the drain deadline) passed. Answer now, as
+ * front_abort_all() requires. While a vendor holds the request, the call may
+ * exist: that is a vendor timeout, recorded as such (the record write goes on
+ * after the answer). Otherwise the store is what kept us waiting.
+ */
 static void
 place_on_deadline(struct front_req *r)
 {
     struct place *p = r->ctx;
 
     if (p->up != NULL) {
-        /* Cannot happen with a valid conf (vendor timeouts are shorter); be safe. */
         upstream_cancel(p->up);
         p->up = NULL;
+        vendor_http_clear(&p->http);
+        p->contacted = 1;
+        place_add_attempt(p, p->vendor, "timeout", 0, "no answer before the request deadline",
+                          (double)(util_mono_us() - p->attempt_start_us) / 1000.0);
+        json_object_set_new(p->fields, "vendor", json_string(p->vendor));
+        p->reply_first = 1;
+        place_conclude(p, CALL_UNKNOWN, 504, "vendor-timeout",
+                       "the vendor did not answer in time; the call may have been placed, so it "
+                       "was not retried elsewhere; its status will be reconciled from the vendor");
+        return;
     }
     place_fail(p, 503, "store-unavailable", "the call store did not answer in time", NULL, "1");
 }
@@ -449,6 +470,9 @@ place_conclude(struct place *p, enum call_status status, int code, const char *s
     cglog_info("call_placed", "{s:s, s:s, s:s, s:i, s:s}", "call_id", p->call_id, "tenant",
                p->tenant->id, "status", call_status_text[status], "http_status", code, "vendor",
                callrec_field(p->fields, "vendor") ? callrec_field(p->fields, "vendor") : "");
+    if (p->reply_first) {
+        place_reply(p);
+    }
     p->store_pending = 1;
     store_eval(p->app->store, p->app->lua_finish, p->idem_key[0] != '\0' ? 2 : 1, n, args,
                argslen, place_on_finish, p);

@@ -33,6 +33,7 @@ struct front {
     struct evhttp *http;
     struct evhttp_bound_socket *sock;
     int inflight;
+    int unsent;                    /* replies handed to evhttp, not yet written out */
     struct front_req *reqs;        /* requests in flight (doubly linked) */
 };
 
@@ -157,6 +158,15 @@ front_req_free(struct front_req *r)
     f->inflight--;
 }
 
+/* evhttp wrote the whole reply (it does not call this for a dropped client). */
+static void
+front_on_sent(struct evhttp_request *ev, void *arg)
+{
+    struct front *f = arg;
+
+    f->unsent--;
+}
+
 static void
 front_send(struct front_req *r, int code, const char *content_type, const char *body,
            size_t len, const char *const *extra)
@@ -180,6 +190,8 @@ front_send(struct front_req *r, int code, const char *content_type, const char *
     if (buf != NULL && body != NULL && evhttp_request_get_command(r->ev) != EVHTTP_REQ_HEAD) {
         evbuffer_add(buf, body, len);
     }
+    r->app->front->unsent++;
+    evhttp_request_set_on_complete_cb(r->ev, front_on_sent, r->app->front);
     evhttp_send_reply(r->ev, code, NULL, buf);
     if (buf != NULL) {
         evbuffer_free(buf);
@@ -449,6 +461,12 @@ int
 front_inflight(const struct front *f)
 {
     return f->inflight;
+}
+
+int
+front_unsent(const struct front *f)
+{
+    return f->unsent;
 }
 
 void

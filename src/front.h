@@ -54,8 +54,16 @@ void front_stop_accepting(struct front *f);
 int front_inflight(const struct front *f);
 
 /*
+ * Replies given but not yet written to their sockets. A drain must wait for
+ * them too: evhttp_free() would drop a reply that is still queued. (A client
+ * that vanished never completes, so callers bound the wait.)
+ */
+int front_unsent(const struct front *f);
+
+/*
  * Answer every request still in flight now, through its on_deadline hook
  * (or a 503): used when the drain deadline passes, before the loop stops.
+ * on_deadline hooks must answer synchronously.
  */
 void front_abort_all(struct front *f);
 

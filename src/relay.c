@@ -98,16 +98,22 @@ delivery_free(struct delivery *d)
 }
 
 void
-relay_free(struct relay *rl)
+relay_abandon(struct relay *rl)
 {
-    if (rl == NULL) {
-        return;
-    }
     while (rl->list != NULL) {
         cglog_warn("relay_abandoned", "{s:s, s:s, s:s}", "event_id", rl->list->id, "tenant",
                    rl->list->tenant, "call_id", rl->list->call_id);
         delivery_free(rl->list);
     }
+}
+
+void
+relay_free(struct relay *rl)
+{
+    if (rl == NULL) {
+        return;
+    }
+    relay_abandon(rl);
     upstream_free(rl->up);
     free(rl);
 }

@@ -24,6 +24,9 @@ struct relay *relay_new(struct app *app);
 /* Abandon pending deliveries (logged) and free. */
 void relay_free(struct relay *rl);
 
+/* Abandon pending deliveries now (logged each): the drain deadline passed. */
+void relay_abandon(struct relay *rl);
+
 /* Deliveries still pending (attempting or waiting to retry). */
 int relay_pending(const struct relay *rl);
 
