@@ -535,6 +535,10 @@ conf_parse_tenant_vendors(struct conf_check *ck, struct conf *c, struct conf_ten
             continue;
         }
         if (tv->vendor == NULL) {
+            free(tv->api_key);
+            free(tv->from_number);
+            free(tv->webhook_token);
+            memset(tv, 0, sizeof(*tv));
             continue;
         }
         if (conf_vendor_find(c, tv->vendor) == NULL) {

@@ -168,7 +168,9 @@ routes_parse_rule(struct routes_msgs *err, const char *file, size_t idx, json_t 
     if (match == NULL || !json_is_object(match)) {
         routes_msg(err, "%s: match: is required (an object; {} matches every call)", where);
     } else {
-        routes_check_keys(err, where, match, mkeys);
+        char mwhere[600];
+        snprintf(mwhere, sizeof(mwhere), "%s: match", where);
+        routes_check_keys(err, mwhere, match, mkeys);
         routes_strings(err, where, match, "tenant", &r->tenants, &r->ntenants);
         routes_strings(err, where, match, "to_prefix", &r->to_prefix, &r->nprefix);
         routes_strings(err, where, match, "type", &r->types, &r->ntypes);
@@ -302,8 +304,12 @@ routes_load_dir(const char *dir, const struct conf *conf, char **errors, char **
             json_decref(root);
             continue;
         }
+        if (json_array_size(rules) == 0) {
+            json_decref(root);
+            continue;
+        }
         grown = realloc(t->rules, (t->nrules + json_array_size(rules)) * sizeof(*t->rules));
-        if (grown == NULL && json_array_size(rules) > 0) {
+        if (grown == NULL) {
             json_decref(root);
             continue;
         }
@@ -324,7 +330,9 @@ routes_load_dir(const char *dir, const struct conf *conf, char **errors, char **
             break;
         }
     }
-    if (!catch_all && t->nrules > 0) {
+    if (n > 0 && t->nrules == 0 && err.count == 0) {
+        routes_msg(&err, "%s: the table has no rules: every call would get 503 no-route", dir);
+    } else if (!catch_all && t->nrules > 0) {
         routes_msg(&warn, "no catch-all rule (match {}): calls that match no rule get 503 "
                           "no-route");
     }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 
 #include <event2/buffer.h>
@@ -59,6 +60,15 @@ util_days_from_civil(int64_t y, int m, int d)
     doy = (unsigned)((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1);
     doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     return era * 146097 + (int64_t)doe - 719468;
+}
+
+static int
+util_month_days(int y, int m)
+{
+    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+    return m == 2 && leap ? 29 : days[m - 1];
 }
 
 static int
@@ -114,6 +124,7 @@ int
 util_zone_valid(const char *zone)
 {
     char path[512];
+    struct stat st;
 
     if (zone == NULL || zone[0] == '\0' || strstr(zone, "..") != NULL || zone[0] == '/') {
         return 0;
@@ -122,7 +133,8 @@ util_zone_valid(const char *zone)
         return 1;
     }
     snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", zone);
-    return access(path, R_OK) == 0;
+    /* A directory ("Asia") is not a zone: TZ would silently mean UTC. */
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, R_OK) == 0;
 }
 
 int
@@ -142,7 +154,8 @@ util_parse_time(const char *s, const char *default_zone, int64_t *ms)
         s[16] != ':' || util_digits(s + 17, 2, &sec)) {
         return -1;
     }
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) {
+    if (mo < 1 || mo > 12 || d < 1 || d > util_month_days(y, mo) || h > 23 || mi > 59 ||
+        sec > 60) {
         return -1;
     }
     p = s + 19;

@@ -34,6 +34,7 @@ struct inbound {
     struct conf *conf;              /* reference */
     const struct conf_tenant *tenant;
     struct vendor_update upd;
+    char vendor[32];
 };
 
 static void
@@ -70,8 +71,7 @@ inbound_on_stored(enum store_result res, const struct redisReply *reply, void *a
         strcmp(reply->element[1]->str, "1") == 0) {
         fields = callrec_fields_from_reply(reply->element[2], 0);
     }
-    cglog_info("webhook_stored", "{s:s, s:s, s:s, s:s, s:s}", "vendor",
-               in->upd.dedupe_key[0] ? r != NULL ? r->log_vendor : "-" : "-", "tenant",
+    cglog_info("webhook_stored", "{s:s, s:s, s:s, s:s, s:s}", "vendor", in->vendor, "tenant",
                in->tenant->id, "call_id", in->upd.call_id, "vendor_status", in->upd.vendor_status,
                "result", verdict != NULL ? verdict : store_result_text[res]);
     if (r != NULL) {
@@ -191,6 +191,7 @@ webhook_receive(struct front_req *r)
     in->app = r->app;
     in->conf = conf_ref(r->conf);
     in->tenant = r->tenant;
+    util_strlcpy(in->vendor, vendor, sizeof(in->vendor));
     vendor_update_init(&in->upd);
     vendor_ctx_init(&ctx, cv, conf_tenant_vendor(r->tenant, vendor));
     if (ops->parse_webhook(&ctx, evhttp_request_get_command(r->ev) == EVHTTP_REQ_GET ? "GET"

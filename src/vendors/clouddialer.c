@@ -182,7 +182,7 @@ clouddialer_legs(json_t *legs)
         json_t *num = json_object_get(leg, "number");
         const char *r = json_is_string(role) ? json_string_value(role) : "participant";
         const char *s = "dialing";
-        char redacted[64] = "";
+        char number[64] = "";
 
         if (!json_is_object(leg)) {
             continue;
@@ -199,9 +199,9 @@ clouddialer_legs(json_t *legs)
             r = "participant";
         }
         if (json_is_string(num)) {
-            util_strlcpy(redacted, json_string_value(num), sizeof(redacted));
+            util_strlcpy(number, json_string_value(num), sizeof(number));
         }
-        json_array_append_new(out, json_pack("{s:s, s:s, s:s}", "role", r, "number", redacted,
+        json_array_append_new(out, json_pack("{s:s, s:s, s:s}", "role", r, "number", number,
                                              "status", s));
     }
     return out;
