@@ -76,11 +76,10 @@ app_new(struct event_base *base, struct conf *conf, struct route_table *routes)
     app->upstream = upstream_new(base, &uo);
     app->lua_begin = store_script_new(callrec_lua_begin);
     app->lua_finish = store_script_new(callrec_lua_finish);
-    app->lua_release = store_script_new(callrec_lua_release);
     app->lua_event = store_script_new(callrec_lua_event);
     app->relay = relay_new(app);
     if (app->store == NULL || app->upstream == NULL || app->lua_begin == NULL ||
-        app->lua_finish == NULL || app->lua_release == NULL || app->lua_event == NULL ||
+        app->lua_finish == NULL || app->lua_event == NULL ||
         app->relay == NULL) {
         cglog_error("startup_failed", "{s:s}", "reason", "out of memory");
         app_free(app);
@@ -239,7 +238,6 @@ app_free(struct app *app)
     store_free(app->store);
     store_script_free(app->lua_begin);
     store_script_free(app->lua_finish);
-    store_script_free(app->lua_release);
     store_script_free(app->lua_event);
     if (app->drain_timer != NULL) {
         event_free(app->drain_timer);

@@ -25,7 +25,6 @@ struct app {
     struct front *front;
     struct store_script *lua_begin;
     struct store_script *lua_finish;
-    struct store_script *lua_release;
     struct store_script *lua_event;
     int draining;                /* SIGTERM seen: readyz 503, no new work */
     struct event *drain_timer;

@@ -84,9 +84,14 @@ call_status_event_type(enum call_status s)
 
 /*
  * begin: mint a call record, claiming the idempotency key first when there is one.
- * KEYS: call, tenant index, [idem]. ARGV: in-flight ttl s, fingerprint, call id,
- * created ms, field, value, ...
- * Returns {"new"} | {"mismatch"} | {"conflict"} | {"replay", code, body}.
+ * KEYS: call, tenant index, [idem]. ARGV: key ttl s, fingerprint, call id,
+ * created ms, in-flight limit ms, field, value, ...
+ * The key lives for the full ttl from the start: an in-flight key older than
+ * the in-flight limit belongs to a request that died (a crashed replica) and
+ * may have reached a vendor, so it is reported as abandoned rather than
+ * expired and claimed again -- a second call is the harm to avoid.
+ * Returns {"new"} | {"mismatch"} | {"conflict"} | {"replay", code, body} |
+ * {"abandoned", call id}.
  */
 const char callrec_lua_begin[] =
     "if #KEYS == 3 then\n"
@@ -97,12 +102,17 @@ const char callrec_lua_begin[] =
     "      return {'replay', redis.call('HGET', KEYS[3], 'code'),\n"
     "              redis.call('HGET', KEYS[3], 'body')}\n"
     "    end\n"
+    "    local started = tonumber(redis.call('HGET', KEYS[3], 'started') or '0')\n"
+    "    if tonumber(ARGV[4]) - started > tonumber(ARGV[5]) then\n"
+    "      return {'abandoned', redis.call('HGET', KEYS[3], 'call_id')}\n"
+    "    end\n"
     "    return {'conflict'}\n"
     "  end\n"
-    "  redis.call('HSET', KEYS[3], 'state', 'in_flight', 'fp', ARGV[2], 'call_id', ARGV[3])\n"
+    "  redis.call('HSET', KEYS[3], 'state', 'in_flight', 'fp', ARGV[2], 'call_id', ARGV[3],\n"
+    "             'started', ARGV[4])\n"
     "  redis.call('EXPIRE', KEYS[3], ARGV[1])\n"
     "end\n"
-    "redis.call('HSET', KEYS[1], unpack(ARGV, 5))\n"
+    "redis.call('HSET', KEYS[1], unpack(ARGV, 6))\n"
     "redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])\n"
     "return {'new'}\n";
 
@@ -129,17 +139,6 @@ const char callrec_lua_finish[] =
     "  end\n"
     "end\n"
     "return redis.call('HGET', KEYS[1], 'status')\n";
-
-/*
- * release: give an idempotency key back without touching any call (the
- * request died before it reached a vendor). KEYS: idem. ARGV: call id.
- */
-const char callrec_lua_release[] =
-    "if redis.call('HGET', KEYS[1], 'call_id') == ARGV[1] and\n"
-    "   redis.call('HGET', KEYS[1], 'state') == 'in_flight' then\n"
-    "  redis.call('DEL', KEYS[1])\n"
-    "end\n"
-    "return 'ok'\n";
 
 /*
  * event: store a vendor event durably and apply it to its call.

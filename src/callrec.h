@@ -51,7 +51,6 @@ const char *call_status_event_type(enum call_status s);
  */
 extern const char callrec_lua_begin[];
 extern const char callrec_lua_finish[];
-extern const char callrec_lua_release[];
 extern const char callrec_lua_event[];
 
 /*

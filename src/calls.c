@@ -68,6 +68,7 @@ struct place {
     int any_rejected;
     int store_pending;            /* a store command is in flight */
     int reply_first;              /* answer before the record is written (deadline) */
+    int abandoned;                /* answering for an earlier request's call: leave its record */
     /* the answer, decided once */
     int code;
     char *answer;                 /* serialised body */
@@ -452,7 +453,7 @@ place_conclude(struct place *p, enum call_status status, int code, const char *s
     args[n++] = p->call_id;
     args[n++] = call_status_text[status];
     args[n++] = rank;
-    for (k = "vendor"; k != NULL;) {
+    for (k = p->abandoned ? NULL : "vendor"; k != NULL;) {
         const char *v = callrec_field(p->fields, k);
         if (v != NULL && n < 38) {
             args[n++] = k;
@@ -632,6 +633,22 @@ place_next(struct place *p)
 /* ---- begin --------------------------------------------------------------- */
 
 static void
+place_abandoned(struct place *p, const char *first_call_id)
+{
+    p->contacted = 1;
+    util_strlcpy(p->call_id, first_call_id, sizeof(p->call_id));
+    if (p->r != NULL) {
+        util_strlcpy(p->r->log_call_id, p->call_id, sizeof(p->r->log_call_id));
+    }
+    json_object_set_new(p->fields, "id", json_string(p->call_id));
+    p->abandoned = 1;
+    place_conclude(p, CALL_UNKNOWN, 504, "vendor-timeout",
+                   "an earlier request with this Idempotency-Key did not finish; the call may "
+                   "have been placed, so it is not placed again; its status will be "
+                   "reconciled from the vendor");
+}
+
+static void
 place_on_begin(enum store_result res, const struct redisReply *reply, void *arg)
 {
     struct place *p = arg;
@@ -676,6 +693,12 @@ place_on_begin(enum store_result res, const struct redisReply *reply, void *arg)
         front_reply_raw(r, code, code < 300 ? "application/json" : "application/problem+json",
                         reply->element[2]->str, reply->element[2]->len, extra);
         place_free(p);
+    } else if (strcmp(verdict, "abandoned") == 0 && reply->elements == 2 &&
+               reply->element[1]->type == REDIS_REPLY_STRING) {
+        /* The first request with this key died mid-flight; it may have placed
+         * the call. Answer as for a vendor timeout about that call, and keep
+         * this answer for later replays. This request's own record is dropped. */
+        place_abandoned(p, reply->element[1]->str);
     } else if (strcmp(verdict, "new") == 0) {
         place_next(p);
     } else {
@@ -687,7 +710,7 @@ place_on_begin(enum store_result res, const struct redisReply *reply, void *arg)
 static void
 place_begin(struct place *p)
 {
-    char keys[3][320], inflight[24], created[24];
+    char keys[3][320], ttl[24], inflight[24], created[24];
     const char *args[64];
     size_t argslen[64];
     const char *k;
@@ -704,12 +727,14 @@ place_begin(struct place *p)
         args[n++] = keys[2];
         nk = 3;
     }
-    snprintf(inflight, sizeof(inflight), "%ld", p->conf->idempotency.in_flight_s);
+    snprintf(ttl, sizeof(ttl), "%ld", p->conf->idempotency.ttl_s);
     snprintf(created, sizeof(created), "%lld", (long long)util_now_ms());
-    args[n++] = inflight;
+    snprintf(inflight, sizeof(inflight), "%ld", p->conf->idempotency.in_flight_s * 1000);
+    args[n++] = ttl;
     args[n++] = p->fp;
     args[n++] = p->call_id;
     args[n++] = created;
+    args[n++] = inflight;
     json_object_foreach(p->fields, k, v) {
         if (n + 2 > (int)(sizeof(args) / sizeof(args[0]))) {
             break;
@@ -873,7 +898,6 @@ calls_create(struct front_req *r)
 struct lookup {
     struct front_req *r;          /* NULL after the deadline answered */
     int pending;
-    struct redisReply *hash;      /* copies are not possible; keep results as JSON */
     json_t *fields;
     json_t *events;
     int failed;

@@ -173,8 +173,7 @@ Test(callrec, status_event_types, .timeout = 10)
 
 Test(callrec, lua_scripts_present, .timeout = 10)
 {
-    const char *const scripts[] = {callrec_lua_begin, callrec_lua_finish, callrec_lua_release,
-                                   callrec_lua_event};
+    const char *const scripts[] = {callrec_lua_begin, callrec_lua_finish, callrec_lua_event};
     size_t i;
 
     for (i = 0; i < sizeof(scripts) / sizeof(scripts[0]); i++) {

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+#include <hiredis/hiredis.h>
 
 #include "crypto.h"
 #include "helpers/gwtest.h"
@@ -774,4 +775,45 @@ Test(resilience, config_test_flag)
     free(text);
     /* The running gateway is not affected by a check. */
     cr_assert(gwtest_wait_ready(&gw, 1000));
+}
+
+/*
+ * A replica died while placing a call: its idempotency key is still "in
+ * flight" long after the in-flight limit. A retry must not place the call
+ * again (the first may have reached the vendor): it gets 504 vendor-timeout
+ * naming the first call, replayed from then on, and no vendor request.
+ */
+Test(resilience, crashed_request_is_not_placed_again)
+{
+    const char *body = "{\"to\":\"+919876543210\",\"agent\":\"agent.017\"}";
+    char keyhash[CRYPTO_SHA256_HEX_LEN + 1], fp[CRYPTO_SHA256_HEX_LEN + 1], started[32];
+    struct http_resp r, again;
+    struct redisReply *rep;
+    json_t *parsed;
+    char *canon;
+
+    start(NULL);
+    parsed = json_loads(body, 0, NULL);
+    canon = json_dumps(parsed, JSON_COMPACT | JSON_SORT_KEYS);
+    crypto_sha256_hex(canon, strlen(canon), fp);
+    crypto_sha256_hex("crashed-key", strlen("crashed-key"), keyhash);
+    snprintf(started, sizeof(started), "%lld", (long long)time(NULL) * 1000 - 120000);
+    rep = redis_fixture_cmd(&gw.redis, "HSET cg:idem:acme:%s state in_flight fp %s call_id %s "
+                                      "started %s",
+                            keyhash, fp, "call_00000000000000000000000000crash", started);
+    cr_assert_not_null(rep);
+    freeReplyObject(rep);
+    free(canon);
+    json_decref(parsed);
+
+    cr_assert_eq(gw_post_call(&gw, GWTEST_ACME_KEY, "crashed-key", body, &r), 0);
+    assert_problem(&r, 504, "vendor-timeout");
+    cr_assert_str_eq(json_string_value(json_object_get(r.json, "call_id")),
+                     "call_00000000000000000000000000crash");
+    cr_assert_eq(gw_post_call(&gw, GWTEST_ACME_KEY, "crashed-key", body, &again), 0);
+    cr_assert_eq(again.status, 504);
+    cr_assert_str_eq(again.body, r.body);
+    cr_assert_eq(sim_count(&gw, "POST", "/calls"), 0, "nothing may be placed again");
+    http_resp_free(&r);
+    http_resp_free(&again);
 }
