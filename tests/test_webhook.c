@@ -35,12 +35,6 @@ teardown(void)
 
 TestSuite(webhook, .init = setup, .fini = teardown, .timeout = 60);
 
-static const char *
-jstr(json_t *o, const char *key)
-{
-    return json_string_value(json_object_get(o, key));
-}
-
 /* Place a call; returns its id (static buffer). */
 static const char *
 place_call(void)

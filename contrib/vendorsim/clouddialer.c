@@ -81,22 +81,6 @@ static const struct sim_vendor cd_vendor = {
 
 /* ---- helpers ---- */
 
-static char *
-cd_strdup(const char *s)
-{
-    char *p;
-
-    if (s == NULL) {
-        return NULL;
-    }
-    p = strdup(s);
-    if (p == NULL) {
-        fprintf(stderr, "vendorsim: out of memory\n");
-        abort();
-    }
-    return p;
-}
-
 static uint32_t
 cd_hash(const char *s)
 {
@@ -285,7 +269,7 @@ cd_leg_add(struct cd_call *c, const char *role, const char *number)
     memset(leg, 0, sizeof(*leg));
     leg->id = c->next_leg_id++;
     snprintf(leg->role, sizeof(leg->role), "%s", role);
-    leg->number = cd_strdup(number);
+    leg->number = sim_strdup(number);
     snprintf(leg->status, sizeof(leg->status), "DIALING");
     return leg;
 }
@@ -639,11 +623,11 @@ cd_calls_post(struct sim_req *r)
         return;
     }
     cd_new_call_id(c->call_id);
-    c->uuid = cd_strdup(uuid);
-    c->from_number = cd_strdup(from);
+    c->uuid = sim_strdup(uuid);
+    c->from_number = sim_strdup(from);
     memcpy(c->to10, to10, sizeof(c->to10));
-    c->agent_number = cd_strdup(agent);
-    c->crm_username = cd_strdup(crm);
+    c->agent_number = sim_strdup(agent);
+    c->crm_username = sim_strdup(crm);
     c->recording = recording;
     c->max_ring_s = (int)max_ring;
     c->requests = 1;

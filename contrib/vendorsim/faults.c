@@ -93,22 +93,6 @@ faults_mode_parse(const char *s, enum sim_fault_mode *out)
     return -1;
 }
 
-static char *
-faults_strdup(const char *s)
-{
-    char *p;
-
-    if (s == NULL) {
-        return NULL;
-    }
-    p = strdup(s);
-    if (p == NULL) {
-        fprintf(stderr, "vendorsim: out of memory\n");
-        abort();
-    }
-    return p;
-}
-
 static void
 faults_entry_free(struct faults_entry *e)
 {
@@ -162,7 +146,7 @@ faults_take(const struct sim_req *r)
         }
         f->mode = e->mode;
         f->status = e->status;
-        f->body = faults_strdup(e->body);
+        f->body = sim_strdup(e->body);
         f->delay_ms = e->delay_ms;
         e->applied++;
         if (e->count > 0 && --e->count == 0) {
@@ -542,7 +526,7 @@ faults_post(struct sim_req *r)
         return;
     }
     e->id = faults_next_id++;
-    e->method = faults_strdup(method);
+    e->method = sim_strdup(method);
     if (e->method != NULL) {
         char *p;
 
@@ -552,10 +536,10 @@ faults_post(struct sim_req *r)
             }
         }
     }
-    e->path = faults_strdup(path);
+    e->path = sim_strdup(path);
     e->mode = m;
     e->status = (int)status;
-    e->body = faults_strdup(body);
+    e->body = sim_strdup(body);
     e->delay_ms = (long)delay;
     e->count = (long)count;
     *tail = e;

@@ -149,8 +149,8 @@ main_xcalloc(size_t n, size_t size)
     return p;
 }
 
-static char *
-main_xstrdup(const char *s)
+char *
+sim_strdup(const char *s)
 {
     size_t n;
     char *p;
@@ -433,8 +433,8 @@ sim_route_add(const struct sim_vendor *vendor, const char *method, const char *p
     memset(rt, 0, sizeof(*rt));
     rt->vendor = vendor;
     snprintf(rt->method, sizeof(rt->method), "%s", method);
-    rt->prefix = main_xstrdup(prefix ? prefix : "");
-    rt->pattern = main_xstrdup(pattern);
+    rt->prefix = sim_strdup(prefix ? prefix : "");
+    rt->pattern = sim_strdup(pattern);
     rt->fn = fn;
 }
 
@@ -535,10 +535,10 @@ main_route_find(struct sim_req *r)
             char *dec = evhttp_uridecode(raw, 0, NULL);
 
             if (dec != NULL) {
-                r->params[k] = main_xstrdup(dec);
+                r->params[k] = sim_strdup(dec);
                 free(dec);
             } else {
-                r->params[k] = main_xstrdup(raw);
+                r->params[k] = sim_strdup(raw);
             }
             free(raw);
         }
@@ -766,14 +766,14 @@ main_log_add(struct sim_req *r, const char *fault)
     e->seq = ++main_log_seq;
     e->ts_ms = r->received_ms;
     snprintf(e->method, sizeof(e->method), "%s", r->method);
-    e->path = main_xstrdup(r->path);
+    e->path = sim_strdup(r->path);
     if (r->route_path != NULL && strcmp(r->route_path, r->path) != 0) {
-        e->route_path = main_xstrdup(r->route_path);
+        e->route_path = sim_strdup(r->route_path);
     }
-    e->query = main_xstrdup(r->query);
+    e->query = sim_strdup(r->query);
     j = sim_req_json(r, NULL);
     if (json_is_object(j) && json_is_string(json_object_get(j, "uuid"))) {
-        e->uuid = main_xstrdup(json_string_value(json_object_get(j, "uuid")));
+        e->uuid = sim_strdup(json_string_value(json_object_get(j, "uuid")));
     }
     e->auth_ok = (v != NULL && v->auth_ok != NULL) ? (v->auth_ok(r) ? 1 : 0) : -1;
     e->body_len = r->body_len < MAIN_LOG_BODY_MAX ? r->body_len : MAIN_LOG_BODY_MAX;
@@ -890,15 +890,15 @@ main_pushlog_add(const struct main_push *p)
     e->seq = ++main_pushlog_seq;
     e->ts_ms = sim_now_ms();
     e->started_ms = p->started_ms;
-    e->vendor = main_xstrdup(p->vendor);
-    e->url = main_xstrdup(p->url);
-    e->uuid = main_xstrdup(p->uuid);
-    e->call_id = main_xstrdup(p->call_id);
-    e->status = main_xstrdup(p->status);
+    e->vendor = sim_strdup(p->vendor);
+    e->url = sim_strdup(p->url);
+    e->uuid = sim_strdup(p->uuid);
+    e->call_id = sim_strdup(p->call_id);
+    e->status = sim_strdup(p->status);
     e->attempt = p->attempt;
     e->http_status = p->http_status;
-    e->error = p->error[0] ? main_xstrdup(p->error) : NULL;
-    e->body = main_xstrdup(p->body);
+    e->error = p->error[0] ? sim_strdup(p->error) : NULL;
+    e->body = sim_strdup(p->body);
 }
 
 static void
@@ -1124,12 +1124,12 @@ sim_push(const char *vendor, const char *url, const char *uuid, const char *call
 {
     struct main_push *p = main_xcalloc(1, sizeof(*p));
 
-    p->vendor = main_xstrdup(vendor);
-    p->url = main_xstrdup(url ? url : "");
-    p->uuid = main_xstrdup(uuid);
-    p->call_id = main_xstrdup(call_id);
-    p->status = main_xstrdup(status);
-    p->body = main_xstrdup(body ? body : "");
+    p->vendor = sim_strdup(vendor);
+    p->url = sim_strdup(url ? url : "");
+    p->uuid = sim_strdup(uuid);
+    p->call_id = sim_strdup(call_id);
+    p->status = sim_strdup(status);
+    p->body = sim_strdup(body ? body : "");
     p->timer = sim_timer_new(main_push_timer_cb, p);
     p->next = main_pushes;
     if (main_pushes != NULL) {
@@ -1285,7 +1285,7 @@ main_config_post(struct sim_req *r)
     v = json_object_get(j, "push_url");
     if (v != NULL) {
         free(sim_cfg.cd_push_url);
-        sim_cfg.cd_push_url = json_is_string(v) ? main_xstrdup(json_string_value(v)) : NULL;
+        sim_cfg.cd_push_url = json_is_string(v) ? sim_strdup(json_string_value(v)) : NULL;
     }
     sim_cfg.call_ms = (int)call_ms;
     sim_cfg.ring_ms = (int)ring_ms;
@@ -1296,7 +1296,7 @@ main_config_post(struct sim_req *r)
     v = json_object_get(j, "clouddialer_key");
     if (v != NULL) {
         free(sim_cfg.cd_key);
-        sim_cfg.cd_key = main_xstrdup(json_string_value(v));
+        sim_cfg.cd_key = sim_strdup(json_string_value(v));
     }
     v = json_object_get(j, "quiet");
     if (v != NULL) {
@@ -1434,9 +1434,9 @@ main_req_new(struct evhttp_request *req)
     r->req = req;
     r->received_ms = sim_now_ms();
     snprintf(r->method, sizeof(r->method), "%s", main_method_name(evhttp_request_get_command(req)));
-    r->path = main_xstrdup(path != NULL && *path != '\0' ? path : "/");
+    r->path = sim_strdup(path != NULL && *path != '\0' ? path : "/");
     r->route_path = r->path;
-    r->query = main_xstrdup(query);
+    r->query = sim_strdup(query);
 
     n = 0;
     for (kv = in->tqh_first; kv != NULL; kv = kv->next.tqe_next) {
@@ -1444,8 +1444,8 @@ main_req_new(struct evhttp_request *req)
     }
     r->headers = main_xcalloc(n, sizeof(*r->headers));
     for (kv = in->tqh_first; kv != NULL; kv = kv->next.tqe_next) {
-        r->headers[r->nheaders].name = main_xstrdup(kv->key);
-        r->headers[r->nheaders].value = main_xstrdup(kv->value);
+        r->headers[r->nheaders].name = sim_strdup(kv->key);
+        r->headers[r->nheaders].value = sim_strdup(kv->value);
         r->nheaders++;
     }
 
@@ -1582,7 +1582,7 @@ main_parse_args(int argc, char **argv)
             break;
         case O_PORT_FILE:
             free(sim_cfg.port_file);
-            sim_cfg.port_file = main_xstrdup(optarg);
+            sim_cfg.port_file = sim_strdup(optarg);
             break;
         case O_KEY:
             if (*optarg == '\0') {
@@ -1590,7 +1590,7 @@ main_parse_args(int argc, char **argv)
                 return -1;
             }
             free(sim_cfg.cd_key);
-            sim_cfg.cd_key = main_xstrdup(optarg);
+            sim_cfg.cd_key = sim_strdup(optarg);
             break;
         case O_PUSH:
             if (!sim_url_valid(optarg)) {
@@ -1599,7 +1599,7 @@ main_parse_args(int argc, char **argv)
                 return -1;
             }
             free(sim_cfg.cd_push_url);
-            sim_cfg.cd_push_url = main_xstrdup(optarg);
+            sim_cfg.cd_push_url = sim_strdup(optarg);
             break;
         case O_CALL:
             if (main_parse_ms(optarg, &sim_cfg.call_ms) != 0) {
@@ -1734,7 +1734,7 @@ main(int argc, char **argv)
 
     snprintf(sim_cfg.listen_host, sizeof(sim_cfg.listen_host), "127.0.0.1");
     sim_cfg.listen_port = 0;
-    sim_cfg.cd_key = main_xstrdup("cd-test-key");
+    sim_cfg.cd_key = sim_strdup("cd-test-key");
     sim_cfg.call_ms = 300;
     sim_cfg.ring_ms = 100;
     snprintf(sim_cfg.outcome, sizeof(sim_cfg.outcome), "ANSWER");

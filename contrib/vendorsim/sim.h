@@ -163,6 +163,9 @@ void sim_reply_error(struct sim_req *r, int code, const char *fmt, ...) SIM_PRIN
 json_t *sim_json_lossy(const char *s, size_t len);
 /* A JSON string of s, or null when s is NULL. */
 json_t *sim_json_str_or_null(const char *s);
+
+/* strdup that aborts on out of memory (NULL stays NULL). */
+char *sim_strdup(const char *s);
 /* 1 and *out when v is an integer in [lo, hi], else 0. */
 int sim_json_int(const json_t *v, long long lo, long long hi, long long *out);
 

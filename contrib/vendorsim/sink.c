@@ -40,22 +40,6 @@ static uint64_t sink_seq;
 static int sink_fail_status = 500;
 static long sink_fail_count; /* -1: until cleared */
 
-static char *
-sink_strdup(const char *s)
-{
-    char *p;
-
-    if (s == NULL) {
-        return NULL;
-    }
-    p = strdup(s);
-    if (p == NULL) {
-        fprintf(stderr, "vendorsim: out of memory\n");
-        abort();
-    }
-    return p;
-}
-
 static void
 sink_event_free(struct sink_event *e)
 {
@@ -158,9 +142,9 @@ sink_receive(struct sim_req *r)
     }
     e->seq = ++sink_seq;
     e->ts_ms = r->received_ms;
-    e->name = sink_strdup(r->params[0]);
-    e->method = sink_strdup(r->method);
-    e->query = sink_strdup(r->query);
+    e->name = sim_strdup(r->params[0]);
+    e->method = sim_strdup(r->method);
+    e->query = sim_strdup(r->query);
     e->headers = json_object();
     for (i = 0; i < r->nheaders; i++) {
         char lname[256];

@@ -486,3 +486,25 @@ sim_wait_sink(struct gwtest *t, const char *name, size_t n, int timeout_ms)
         return ev != NULL ? ev : json_array();
     }
 }
+
+const char *
+jstr(json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+void
+assert_problem(struct http_resp *r, long status, const char *slug)
+{
+    char ct[128], type[96];
+
+    cr_assert_eq(r->status, status, "status %ld, expected %ld: %s", r->status, status, r->body);
+    cr_assert_not_null(http_header(r, "Content-Type", ct, sizeof(ct)));
+    cr_assert_str_eq(ct, "application/problem+json");
+    cr_assert_not_null(r->json, "problem body is not JSON: %s", r->body);
+    snprintf(type, sizeof(type), "/problems/%s", slug);
+    cr_assert_str_eq(jstr(r->json, "type"), type, "body: %s", r->body);
+    cr_assert_eq(json_integer_value(json_object_get(r->json, "status")), status);
+    cr_assert_not_null(jstr(r->json, "title"));
+    cr_assert_not_null(jstr(r->json, "request_id"));
+}

@@ -115,4 +115,13 @@ json_t *sim_wait_sink(struct gwtest *t, const char *name, size_t n, int timeout_
 
 void gwtest_sleep_ms(int ms);
 
+/* A string member of a JSON object (borrowed), or NULL. */
+const char *jstr(json_t *o, const char *key);
+
+/*
+ * Assert an RFC 9457 answer: status, Content-Type application/problem+json,
+ * type "/problems/<slug>", title and request_id present.
+ */
+void assert_problem(struct http_resp *r, long status, const char *slug);
+
 #endif
