@@ -77,9 +77,10 @@ app_new(struct event_base *base, struct conf *conf, struct route_table *routes)
     app->lua_begin = store_script_new(callrec_lua_begin);
     app->lua_finish = store_script_new(callrec_lua_finish);
     app->lua_event = store_script_new(callrec_lua_event);
+    app->lua_list = store_script_new(callrec_lua_list);
     app->relay = relay_new(app);
     if (app->store == NULL || app->upstream == NULL || app->lua_begin == NULL ||
-        app->lua_finish == NULL || app->lua_event == NULL ||
+        app->lua_finish == NULL || app->lua_event == NULL || app->lua_list == NULL ||
         app->relay == NULL) {
         cglog_error("startup_failed", "{s:s}", "reason", "out of memory");
         app_free(app);
@@ -239,6 +240,7 @@ app_free(struct app *app)
     store_script_free(app->lua_begin);
     store_script_free(app->lua_finish);
     store_script_free(app->lua_event);
+    store_script_free(app->lua_list);
     if (app->drain_timer != NULL) {
         event_free(app->drain_timer);
     }

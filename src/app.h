@@ -26,6 +26,7 @@ struct app {
     struct store_script *lua_begin;
     struct store_script *lua_finish;
     struct store_script *lua_event;
+    struct store_script *lua_list;
     int draining;                /* SIGTERM seen: readyz 503, no new work */
     struct event *drain_timer;
     struct event *drain_deadline;

@@ -171,6 +171,42 @@ const char callrec_lua_event[] =
     "redis.call('LTRIM', KEYS[2], -200, -1)\n"
     "return {'ok', tostring(applied), redis.call('HGETALL', KEYS[1])}\n";
 
+/*
+ * list: a tenant's calls, newest first, one page.
+ * KEYS: tenant index. ARGV: call key prefix, cursor score ("+inf" for the
+ * first page), cursor call id ("" for the first page), limit, status filter
+ * (""), reference filter (""), most records to examine.
+ * Returns {records (each a flat HGETALL array), next cursor "score.id" or ""}.
+ * Ties on the millisecond are broken by id, as the sorted set orders them.
+ */
+const char callrec_lua_list[] =
+    "local out, examined, offset = {}, 0, 0\n"
+    "local limit, most = tonumber(ARGV[4]), tonumber(ARGV[7])\n"
+    "local cscore = tonumber(ARGV[2])\n"
+    "while true do\n"
+    "  local ids = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[2], '-inf', 'WITHSCORES',\n"
+    "                         'LIMIT', offset, 100)\n"
+    "  if #ids == 0 then return {out, ''} end\n"
+    "  for i = 1, #ids, 2 do\n"
+    "    local id, score = ids[i], ids[i + 1]\n"
+    "    if not (ARGV[3] ~= '' and tonumber(score) == cscore and id >= ARGV[3]) then\n"
+    "      examined = examined + 1\n"
+    "      local rec = redis.call('HGETALL', ARGV[1] .. id)\n"
+    "      if #rec > 0 then\n"
+    "        local ok = true\n"
+    "        if ARGV[5] ~= '' or ARGV[6] ~= '' then\n"
+    "          local st = redis.call('HGET', ARGV[1] .. id, 'status')\n"
+    "          local ref = redis.call('HGET', ARGV[1] .. id, 'reference')\n"
+    "          ok = (ARGV[5] == '' or st == ARGV[5]) and (ARGV[6] == '' or ref == ARGV[6])\n"
+    "        end\n"
+    "        if ok then out[#out + 1] = rec end\n"
+    "      end\n"
+    "      if #out >= limit or examined >= most then return {out, score .. '.' .. id} end\n"
+    "    end\n"
+    "  end\n"
+    "  offset = offset + 100\n"
+    "end\n";
+
 /* Fields rendered as they are (strings), in output order. */
 static const char *const callrec_plain[] = {"id", "status", "type", "to", "from", "agent",
                                             "reference", "vendor", "vendor_call_id", "route",

@@ -52,6 +52,7 @@ const char *call_status_event_type(enum call_status s);
 extern const char callrec_lua_begin[];
 extern const char callrec_lua_finish[];
 extern const char callrec_lua_event[];
+extern const char callrec_lua_list[];
 
 /*
  * The fields of a call hash as a JSON object of strings, from a flat reply

@@ -23,8 +23,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
@@ -602,6 +604,7 @@ place_next(struct place *p)
         if (p->from[0] == '\0' && ctx.from_number != NULL) {
             json_object_set_new(p->fields, "from", json_string(ctx.from_number));
         }
+        memset(&req, 0, sizeof(req));
         req.method = p->http.method;
         req.url = p->http.url;
         req.headers = (const char *const *)p->http.headers;
@@ -1014,4 +1017,160 @@ calls_get(struct front_req *r)
     argv[2] = "0";
     argv[3] = "-1";
     store_cmd_argv(r->app->store, 4, argv, NULL, lookup_on_events, l);
+}
+
+/* ---- GET /v1/calls ------------------------------------------------------- */
+
+#define CALLS_LIST_DEFAULT 50
+#define CALLS_LIST_MAX 200
+#define CALLS_LIST_EXAMINE 2000 /* records one page may look at when filtering */
+
+struct listing {
+    struct front_req *r;          /* NULL after the deadline answered */
+};
+
+static void
+listing_on_deadline(struct front_req *r)
+{
+    struct listing *l = r->ctx;
+
+    l->r = NULL;
+    front_problem(r, 503, "store-unavailable", "the call store did not answer in time", NULL);
+}
+
+static void
+listing_on_reply(enum store_result res, const struct redisReply *reply, void *arg)
+{
+    struct listing *l = arg;
+    struct front_req *r = l->r;
+    json_t *data, *out;
+    const struct redisReply *recs, *next;
+    size_t i;
+
+    free(l);
+    if (r == NULL) {
+        return;
+    }
+    r->on_deadline = NULL;
+    if (res != STORE_OK || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_ARRAY ||
+        reply->element[1]->type != REDIS_REPLY_STRING) {
+        front_problem_ex(r, 503, "store-unavailable", "the call store is not reachable", NULL,
+                         NULL, (const char *const[]){"Retry-After", "1", NULL});
+        return;
+    }
+    recs = reply->element[0];
+    next = reply->element[1];
+    data = json_array();
+    for (i = 0; i < recs->elements; i++) {
+        json_t *fields = callrec_fields_from_reply(recs->element[i], 0);
+        json_t *call = fields != NULL ? callrec_render(fields, NULL, 1) : NULL;
+        if (call != NULL) {
+            json_array_append_new(data, call);
+        }
+        json_decref(fields);
+    }
+    out = json_object();
+    json_object_set_new(out, "data", data);
+    json_object_set_new(out, "next_cursor", next->len > 0 ? json_string(next->str) : json_null());
+    front_reply_json(r, 200, out, NULL);
+}
+
+/* A cursor is "<created ms>.<call id>", as the list script returns it. */
+static int
+calls_parse_cursor(const char *s, char *score, size_t slen, char *id, size_t idlen)
+{
+    const char *dot = strchr(s, '.');
+    size_t i, n;
+    long v;
+
+    if (dot == NULL || (size_t)(dot - s) >= slen || strlen(dot + 1) == 0 ||
+        strlen(dot + 1) >= idlen) {
+        return -1;
+    }
+    memcpy(score, s, (size_t)(dot - s));
+    score[dot - s] = '\0';
+    if (util_parse_long(score, 0, 0x7fffffffffffL, &v) != 0) {
+        return -1;
+    }
+    n = strlen(dot + 1);
+    for (i = 0; i < n; i++) {
+        if (!isalnum((unsigned char)dot[1 + i]) && dot[1 + i] != '_') {
+            return -1;
+        }
+    }
+    memcpy(id, dot + 1, n + 1);
+    return 0;
+}
+
+void
+calls_list(struct front_req *r)
+{
+    struct evkeyvalq q;
+    struct evkeyval *kv;
+    char key[256], prefix[128], limit_s[16], examine[16], score[24] = "+inf", cid[72] = "";
+    const char *status = "", *reference = "", *args[8];
+    enum call_status st;
+    struct listing *l;
+    long limit = CALLS_LIST_DEFAULT;
+    json_t *errors = json_array();
+
+    TAILQ_INIT(&q);
+    if (r->query != NULL && evhttp_parse_query_str(r->query, &q) != 0) {
+        problem_add_error(errors, "query", "is not a valid query string");
+    }
+    TAILQ_FOREACH(kv, &q, next) {
+        if (strcmp(kv->key, "limit") == 0) {
+            if (util_parse_long(kv->value, 1, CALLS_LIST_MAX, &limit) != 0) {
+                problem_add_error(errors, "limit", "must be an integer from 1 to 200");
+            }
+        } else if (strcmp(kv->key, "cursor") == 0) {
+            if (calls_parse_cursor(kv->value, score, sizeof(score), cid, sizeof(cid)) != 0) {
+                problem_add_error(errors, "cursor", "is not a cursor this API returned");
+            }
+        } else if (strcmp(kv->key, "status") == 0) {
+            if (call_status_parse(kv->value, &st) != 0) {
+                problem_add_error(errors, "status", "is not a call status");
+            } else {
+                status = call_status_text[st];
+            }
+        } else if (strcmp(kv->key, "reference") == 0) {
+            if (kv->value[0] == '\0' || strlen(kv->value) > 255) {
+                problem_add_error(errors, "reference", "must be 1 to 255 characters");
+            }
+            reference = kv->value;
+        } else {
+            problem_add_error(errors, kv->key, "unknown query parameter");
+        }
+    }
+    if (json_array_size(errors) > 0) {
+        evhttp_clear_headers(&q);
+        front_problem(r, 400, "validation", "the query has invalid parameters; see errors",
+                      errors);
+        return;
+    }
+    json_decref(errors);
+    l = calloc(1, sizeof(*l));
+    if (l == NULL) {
+        evhttp_clear_headers(&q);
+        front_problem(r, 500, "internal", "out of memory", NULL);
+        return;
+    }
+    l->r = r;
+    r->ctx = l;
+    r->on_deadline = listing_on_deadline;
+    app_key(r->app, key, sizeof(key), "calls:%s", r->tenant->id);
+    app_key(r->app, prefix, sizeof(prefix), "call:");
+    snprintf(limit_s, sizeof(limit_s), "%ld", limit);
+    snprintf(examine, sizeof(examine), "%d", CALLS_LIST_EXAMINE);
+    args[0] = key;
+    args[1] = prefix;
+    args[2] = score;
+    args[3] = cid;
+    args[4] = limit_s;
+    args[5] = status;
+    args[6] = reference;
+    args[7] = examine;
+    store_eval(r->app->store, r->app->lua_list, 1, 8, args, NULL, listing_on_reply, l);
+    evhttp_clear_headers(&q);
 }

@@ -9,5 +9,6 @@ struct front_req;
 
 void calls_create(struct front_req *r);
 void calls_get(struct front_req *r);
+void calls_list(struct front_req *r);
 
 #endif

@@ -421,7 +421,10 @@ static void
 conf_parse_vendors(struct conf_check *ck, struct conf *c, json_t *root)
 {
     static const char *const keys[] = {"base_url", "api_key", "from_number", "time_zone",
-                                       "connect_timeout_ms", "timeout_ms", NULL};
+                                       "connect_timeout_ms", "timeout_ms", "recording_hosts",
+                                       "recording_timeout_ms", NULL};
+    char *hosts[32];
+    size_t nh;
     json_t *vs = conf_object(ck, "", root, "vendors", 1), *v;
     const char *name;
     char path[200], field[256], e164[PHONE_E164_MAX];
@@ -484,6 +487,17 @@ conf_parse_vendors(struct conf_check *ck, struct conf *c, json_t *root)
         if (cv->connect_timeout_ms > cv->timeout_ms) {
             conf_field(field, sizeof(field), path, "connect_timeout_ms");
             conf_err(ck, field, "must not exceed timeout_ms");
+        }
+        cv->recording_timeout_ms =
+            conf_int(ck, path, v, "recording_timeout_ms", 300000, 1000, 3600000);
+        nh = conf_string_list(ck, path, v, "recording_hosts", hosts, GW_ARRAY_LEN(hosts), 0);
+        if (nh > 0 && (cv->recording_hosts = calloc(nh, sizeof(char *))) != NULL) {
+            memcpy(cv->recording_hosts, hosts, nh * sizeof(char *));
+            cv->nrecording_hosts = nh;
+        } else {
+            while (nh > 0) {
+                free(hosts[--nh]);
+            }
         }
         if (cv->timeout_ms + 1000 > c->limits.request_timeout_ms) {
             conf_field(field, sizeof(field), path, "timeout_ms");
@@ -839,6 +853,10 @@ conf_free(struct conf *c)
         free(v->api_key);
         free(v->from_number);
         free(v->time_zone);
+        for (j = 0; j < v->nrecording_hosts; j++) {
+            free(v->recording_hosts[j]);
+        }
+        free(v->recording_hosts);
     }
     free(c->vendors);
     for (i = 0; i < c->ntenants; i++) {

@@ -27,6 +27,9 @@ struct conf_vendor {
     char *time_zone;         /* IANA zone for vendor times without a zone */
     long connect_timeout_ms; /* connect deadline */
     long timeout_ms;         /* whole-attempt deadline */
+    char **recording_hosts;  /* hosts recordings may come from besides base_url's */
+    size_t nrecording_hosts;
+    long recording_timeout_ms; /* whole recording download */
 };
 
 struct conf_tenant_vendor {

@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -23,6 +25,7 @@
 #include "crypto.h"
 #include "front.h"
 #include "problem.h"
+#include "recording.h"
 #include "routes.h"
 #include "store.h"
 #include "util.h"
@@ -58,7 +61,10 @@ static const struct front_route front_routes[] = {
     {EVHTTP_REQ_GET, "/readyz", "GET /readyz", 0, 0, front_readyz},
     {EVHTTP_REQ_HEAD, "/readyz", "HEAD /readyz", 0, 0, front_readyz},
     {EVHTTP_REQ_POST, "/v1/calls", "POST /v1/calls", 1, 0, calls_create},
+    {EVHTTP_REQ_GET, "/v1/calls", "GET /v1/calls", 1, 0, calls_list},
     {EVHTTP_REQ_GET, "/v1/calls/*", "GET /v1/calls/{id}", 1, 0, calls_get},
+    {EVHTTP_REQ_GET, "/v1/calls/*/recording", "GET /v1/calls/{id}/recording", 1, 0,
+     recording_get},
     {EVHTTP_REQ_POST, "/v1/webhooks/*/*", "POST /v1/webhooks/{vendor}/{token}", 0, 1,
      webhook_receive},
     {EVHTTP_REQ_GET, "/v1/webhooks/*/*", "GET /v1/webhooks/{vendor}/{token}", 0, 1,
@@ -158,6 +164,19 @@ front_req_free(struct front_req *r)
     f->inflight--;
 }
 
+static void
+front_log_request(struct front_req *r, int code)
+{
+    double ms = (double)(util_mono_us() - r->start_us) / 1000.0;
+
+    cglog_info("request", "{s:s, s:s, s:s, s:i, s:f, s:s?, s:s?, s:s?}", "request_id",
+               r->request_id, "method", front_method_name(evhttp_request_get_command(r->ev)),
+               "route", r->route != NULL ? r->route : "-", "status", code, "ms", ms, "tenant",
+               r->tenant != NULL ? r->tenant->id : NULL, "vendor",
+               r->log_vendor[0] ? r->log_vendor : NULL, "call_id",
+               r->log_call_id[0] ? r->log_call_id : NULL);
+}
+
 /* evhttp wrote the whole reply (it does not call this for a dropped client). */
 static void
 front_on_sent(struct evhttp_request *ev, void *arg)
@@ -173,7 +192,6 @@ front_send(struct front_req *r, int code, const char *content_type, const char *
 {
     struct evkeyvalq *out = evhttp_request_get_output_headers(r->ev);
     struct evbuffer *buf = evbuffer_new();
-    double ms = (double)(util_mono_us() - r->start_us) / 1000.0;
     size_t i;
 
     evhttp_add_header(out, "X-Request-Id", r->request_id);
@@ -196,12 +214,122 @@ front_send(struct front_req *r, int code, const char *content_type, const char *
     if (buf != NULL) {
         evbuffer_free(buf);
     }
-    cglog_info("request", "{s:s, s:s, s:s, s:i, s:f, s:s?, s:s?, s:s?}", "request_id",
-               r->request_id, "method", front_method_name(evhttp_request_get_command(r->ev)),
-               "route", r->route != NULL ? r->route : "-", "status", code, "ms", ms, "tenant",
-               r->tenant != NULL ? r->tenant->id : NULL, "vendor",
-               r->log_vendor[0] ? r->log_vendor : NULL, "call_id",
-               r->log_call_id[0] ? r->log_call_id : NULL);
+    front_log_request(r, code);
+    front_req_free(r);
+}
+
+/*
+ * The client's connection is being freed under a streaming reply. The owner
+ * stops its source; then r goes. A request evhttp has detached (the
+ * connection failed) is ours to free through evhttp_send_reply_end(); one
+ * still queued on the connection (evhttp_free at exit) evhttp frees itself.
+ */
+static void
+front_stream_on_close(struct evhttp_connection *evcon, void *arg)
+{
+    struct front_req *r = arg;
+    void (*gone)(void *) = r->on_gone;
+
+    r->on_gone = NULL;
+    r->on_drained = NULL;
+    if (gone != NULL) {
+        gone(r->gone_arg);
+    }
+    cglog_info("stream_end", "{s:s, s:b, s:I}", "request_id", r->request_id, "complete", 0,
+               "bytes", (json_int_t)r->streamed);
+    if (evhttp_request_get_connection(r->ev) == NULL) {
+        evhttp_send_reply_end(r->ev);
+    }
+    front_req_free(r);
+}
+
+static void
+front_stream_on_drained(struct evhttp_connection *evcon, void *arg)
+{
+    struct front_req *r = arg;
+    void (*cb)(void *) = r->on_drained;
+
+    r->on_drained = NULL;
+    if (cb != NULL) {
+        cb(r->drained_arg);
+    }
+}
+
+void
+front_stream_start(struct front_req *r, int code, const char *content_type,
+                   long long content_length, void (*on_gone)(void *arg), void *arg)
+{
+    struct evkeyvalq *out = evhttp_request_get_output_headers(r->ev);
+    struct evhttp_connection *evcon = evhttp_request_get_connection(r->ev);
+    char len[32];
+
+    if (r->deadline != NULL) {
+        evtimer_del(r->deadline);
+    }
+    r->on_deadline = NULL;
+    r->on_gone = on_gone;
+    r->gone_arg = arg;
+    evhttp_add_header(out, "X-Request-Id", r->request_id);
+    evhttp_add_header(out, "Content-Type", content_type);
+    evhttp_add_header(out, "Cache-Control", "private, no-store");
+    if (content_length >= 0) {
+        snprintf(len, sizeof(len), "%lld", content_length);
+        evhttp_add_header(out, "Content-Length", len);
+    }
+    if (evcon != NULL) {
+        evhttp_connection_set_closecb(evcon, front_stream_on_close, r);
+    }
+    r->app->front->unsent++;
+    evhttp_request_set_on_complete_cb(r->ev, front_on_sent, r->app->front);
+    evhttp_send_reply_start(r->ev, code, NULL);
+    front_log_request(r, code);
+}
+
+long
+front_stream_write(struct front_req *r, const char *buf, size_t len,
+                   void (*on_drained)(void *arg), void *arg)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(r->ev);
+    struct evbuffer *chunk;
+    struct bufferevent *bev;
+
+    if (evcon == NULL || (bev = evhttp_connection_get_bufferevent(evcon)) == NULL) {
+        return -1;
+    }
+    chunk = evbuffer_new();
+    if (chunk == NULL || evbuffer_add(chunk, buf, len) != 0) {
+        if (chunk != NULL) {
+            evbuffer_free(chunk);
+        }
+        return -1;
+    }
+    r->on_drained = on_drained;
+    r->drained_arg = arg;
+    r->streamed += (long long)len;
+    evhttp_send_reply_chunk_with_cb(r->ev, chunk, front_stream_on_drained, r);
+    evbuffer_free(chunk);
+    return (long)evbuffer_get_length(bufferevent_get_output(bev));
+}
+
+void
+front_stream_end(struct front_req *r, int complete)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(r->ev);
+
+    if (evcon != NULL) {
+        evhttp_connection_set_closecb(evcon, NULL, NULL);
+        if (!complete) {
+            /* Cut the connection so the client sees a short body, not a whole one:
+             * evhttp notices the shut socket and frees the connection itself. */
+            struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+            if (bev != NULL && bufferevent_getfd(bev) >= 0) {
+                shutdown(bufferevent_getfd(bev), SHUT_RDWR);
+            }
+        }
+    }
+    cglog_info("stream_end", "{s:s, s:b, s:I}", "request_id", r->request_id, "complete",
+               complete, "bytes", (json_int_t)r->streamed);
+    evhttp_send_reply_end(r->ev);
     front_req_free(r);
 }
 
@@ -475,6 +603,14 @@ front_abort_all(struct front *f)
     /* Each answer unlinks its request, so always take the head again. */
     while (f->reqs != NULL) {
         struct front_req *r = f->reqs;
+        if (r->on_gone != NULL) {
+            /* A streaming reply: its source stops, the body is cut short. */
+            void (*gone)(void *) = r->on_gone;
+            r->on_gone = NULL;
+            gone(r->gone_arg);
+            front_stream_end(r, 0);
+            continue;
+        }
         if (r->on_deadline != NULL) {
             r->on_deadline(r);
         }

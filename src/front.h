@@ -41,6 +41,11 @@ struct front_req {
     void *ctx;                         /* handler state */
     char log_vendor[32];               /* extra log fields set by handlers */
     char log_call_id[64];
+    long long streamed;                /* body bytes of a streaming reply */
+    void (*on_gone)(void *arg);        /* streaming: the client went away */
+    void *gone_arg;
+    void (*on_drained)(void *arg);     /* streaming: the queued bytes are out */
+    void *drained_arg;
     struct front_req *next, *prev;     /* the front's list of requests in flight */
 };
 
@@ -82,6 +87,23 @@ void front_problem(struct front_req *r, int code, const char *slug, const char *
 /* Same, with extra members merged into the document (stolen) and extra headers. */
 void front_problem_ex(struct front_req *r, int code, const char *slug, const char *detail,
                       struct json_t *errors, struct json_t *members, const char *const *extra);
+
+/*
+ * Streaming replies, for bodies that pass through (a call recording).
+ * front_stream_start() sends the status line and headers and disarms the
+ * request deadline (the transfer has its own); on_gone runs if the client's
+ * connection closes before the end. front_stream_write() queues body bytes
+ * and returns how many bytes wait to be written to the client, or -1 when
+ * the client is gone; on_drained runs once that queue has been written (so
+ * a paused source can resume). front_stream_end() finishes and frees r;
+ * complete = 0 means the body was cut short: the connection is then closed
+ * without a proper end, so the client can tell.
+ */
+void front_stream_start(struct front_req *r, int code, const char *content_type,
+                        long long content_length, void (*on_gone)(void *arg), void *arg);
+long front_stream_write(struct front_req *r, const char *buf, size_t len,
+                        void (*on_drained)(void *arg), void *arg);
+void front_stream_end(struct front_req *r, int complete);
 
 /* A request header (case-insensitive), or NULL. */
 const char *front_header(const struct front_req *r, const char *name);

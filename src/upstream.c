@@ -13,6 +13,12 @@
  * upstream_free(). The last is deferred until the libevent callback that
  * delivered the completion unwinds (the hiredis adapter's ENTERED/DELETED
  * idea), so the drain loop never touches freed memory.
+ *
+ * Streaming (req->stream set): the write callback hands each piece of body
+ * to on_data instead of collecting it, and on_head runs from the header
+ * callback at the blank line that ends the final response's headers. A PAUSE
+ * verdict pauses receiving with curl_easy_pause(); upstream_resume() lifts
+ * it from a zero-delay timer (see the comments there for libcurl's rules).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -84,6 +90,12 @@ struct upstream_req {
     unsigned completing : 1;     /* its completion is running */
     struct upstream_req *prev;
     struct upstream_req *next;
+    /* streaming mode only */
+    const struct upstream_stream *stream; /* the caller's, or NULL: collect the body */
+    struct event *resume_ev;              /* zero-delay timer behind upstream_resume() */
+    unsigned head_done : 1;               /* on_head has run */
+    unsigned paused : 1;                  /* a verdict paused; no on_data until resumed */
+    unsigned aborted : 1;                 /* a verdict aborted; no more callbacks */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -193,6 +205,9 @@ upstream_req_free(struct upstream_req *r)
     if (r->easy != NULL) {
         curl_easy_cleanup(r->easy);
     }
+    if (r->resume_ev != NULL) {
+        event_free(r->resume_ev);
+    }
     curl_slist_free_all(r->headers);
     free(r->buf);
     free(r->content_type);
@@ -203,9 +218,91 @@ upstream_req_free(struct upstream_req *r)
 /* ------------------------------------------------------------------------ */
 /* per-transfer libcurl callbacks (never call back into the multi from here) */
 
+/* Streaming: run on_head (once) for the final response; returns its verdict. */
+static enum upstream_stream_verdict
+upstream_stream_head(struct upstream_req *r)
+{
+    long status = 0;
+    curl_off_t content_length = -1;
+
+    r->head_done = 1;
+    if (r->stream->on_head == NULL) {
+        return UPSTREAM_STREAM_CONTINUE;
+    }
+    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &content_length) !=
+        CURLE_OK) {
+        content_length = -1;
+    }
+    return r->stream->on_head(status, r->content_type, (long long)content_length, r->arg);
+}
+
+/*
+ * Streaming: act on a verdict given for n bytes the callee has already taken
+ * (on_data's chunk, or the header line that ended the head). Returns what
+ * the libcurl callback must return: n, or 0 to abort (CURLE_WRITE_ERROR).
+ *
+ * PAUSE must not return CURL_WRITEFUNC_PAUSE here: libcurl would keep these
+ * bytes and deliver them again on resume. So the bytes count as consumed and
+ * receiving is paused with curl_easy_pause(CURLPAUSE_RECV), which libcurl
+ * 7.88 explicitly allows from inside a callback (lib/easy.c: "one of few API
+ * functions that are allowed to be called from within a callback"). From
+ * then on libcurl holds back whatever it still receives (at most one more
+ * read buffer plus the rest of the current one) in its pause buffer and
+ * hands it over after CURLPAUSE_CONT, in order. Its chop_write() may still
+ * call us for the rest of a piece larger than CURL_MAX_WRITE_SIZE in the
+ * same loop; upstream_stream_write() answers those with CURL_WRITEFUNC_PAUSE
+ * (not consumed, kept by libcurl). Every failure inside curl_easy_pause()
+ * comes after the pause bit is set, so its result does not matter here.
+ */
+static size_t
+upstream_stream_verdict(struct upstream_req *r, enum upstream_stream_verdict v, size_t n)
+{
+    if (v == UPSTREAM_STREAM_ABORT) {
+        r->aborted = 1;
+        return 0;
+    }
+    if (v == UPSTREAM_STREAM_PAUSE) {
+        r->paused = 1;
+        (void)curl_easy_pause(r->easy, CURLPAUSE_RECV);
+    }
+    return n;
+}
+
+/* Streaming write callback: hand body bytes to on_data, never store them. */
+static size_t
+upstream_stream_write(struct upstream_req *r, char *ptr, size_t n)
+{
+    if (r->aborted) {
+        return 0;
+    }
+    if (r->paused) {
+        /* the rest of a piece libcurl is still chopping: keep it for resume */
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    if (!r->head_done) {
+        /* only if the header callback never saw the head end; nothing taken yet */
+        enum upstream_stream_verdict v = upstream_stream_head(r);
+
+        if (v == UPSTREAM_STREAM_ABORT) {
+            r->aborted = 1;
+            return 0;
+        }
+        if (v == UPSTREAM_STREAM_PAUSE) {
+            r->paused = 1;
+            return CURL_WRITEFUNC_PAUSE; /* libcurl keeps ptr and pauses */
+        }
+    }
+    if (r->stream->on_data == NULL) {
+        return n;
+    }
+    return upstream_stream_verdict(r, r->stream->on_data(ptr, n, r->arg), n);
+}
+
 /*
  * Append body bytes. Returning a short count makes libcurl abort with
- * CURLE_WRITE_ERROR; the flags tell the classifier why.
+ * CURLE_WRITE_ERROR; the flags tell the classifier why. In streaming mode
+ * the bytes go to on_data instead and the cap does not apply.
  */
 static size_t
 upstream_on_write(char *ptr, size_t size, size_t nmemb, void *arg)
@@ -215,6 +312,9 @@ upstream_on_write(char *ptr, size_t size, size_t nmemb, void *arg)
 
     if (n == 0) {
         return 0;
+    }
+    if (r->stream != NULL) {
+        return upstream_stream_write(r, ptr, n);
     }
     if (n > r->up->max_response_bytes || r->len > r->up->max_response_bytes - n) {
         r->too_large = 1;
@@ -260,6 +360,12 @@ upstream_header_store(char **slot, const char *line, size_t n, size_t off)
  * passes every status line (1xx interim responses included) and every header
  * line, then a blank line; trailers come after the blank line and are
  * ignored. A new status line forgets what an earlier response said.
+ *
+ * Streaming: the blank line of a final response (status >= 200, so never a
+ * 1xx interim one; a 3xx too, as redirects are not followed) runs on_head.
+ * libcurl 7.88 has settled the content length before this call
+ * (Curl_http_size() runs "before the final call to the user's header
+ * callback"), and no body byte has been delivered yet.
  */
 static size_t
 upstream_on_header(char *line, size_t size, size_t nmemb, void *arg)
@@ -278,6 +384,14 @@ upstream_on_header(char *line, size_t size, size_t nmemb, void *arg)
         return n;
     }
     if (n == 0 || line[0] == '\r' || line[0] == '\n') {
+        long status = 0;
+
+        if (r->in_headers && r->stream != NULL && !r->head_done && !r->aborted &&
+            curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK &&
+            status >= 200) {
+            r->in_headers = 0;
+            return upstream_stream_verdict(r, upstream_stream_head(r), n);
+        }
         r->in_headers = 0;
         return n;
     }
@@ -484,6 +598,8 @@ upstream_complete(struct upstream_req *r, CURLcode rc, enum upstream_result forc
         resp.error = "response body over the size cap";
     } else if (r->resend_blocked) {
         resp.error = "connection died after the request was sent; not re-sent";
+    } else if (r->aborted) {
+        resp.error = "aborted by the stream receiver";
     } else if (r->oom) {
         resp.error = "out of memory";
     } else if (r->errbuf[0] != '\0') {
@@ -494,6 +610,10 @@ upstream_complete(struct upstream_req *r, CURLcode rc, enum upstream_result forc
 
     if (r->cb != NULL) {
         r->completing = 1;
+        if (r->stream != NULL && !r->head_done && res == UPSTREAM_OK) {
+            /* a response libcurl never showed us a head end for: still once */
+            (void)upstream_stream_head(r);
+        }
         r->cb(res, &resp, r->arg);
     }
     upstream_req_free(r);
@@ -565,6 +685,40 @@ upstream_on_timer(evutil_socket_t fd, short events, void *arg)
 
     up->entered++;
     curl_multi_socket_action(up->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    upstream_drain(up);
+    upstream_leave(up);
+}
+
+/*
+ * libevent: the zero-delay timer armed by upstream_resume(). Lifts the pause
+ * from here, outside every libcurl callback and outside the caller's stack.
+ * curl_easy_pause(CURLPAUSE_CONT) first hands the data libcurl held back to
+ * the write callback (on_data may pause again meanwhile: libcurl 7.88 copies
+ * its pause buffers before that flush "to allow for immediate re-pausing"),
+ * then asks for the transfer to run now. An ABORT during the flush fails
+ * only curl_easy_pause(), not the transfer, so that transfer is completed
+ * here (BROKEN via the classifier: a write error). Otherwise libcurl is
+ * driven at once instead of trusting its 0 ms timer request.
+ */
+static void
+upstream_on_resume(evutil_socket_t fd, short events, void *arg)
+{
+    struct upstream_req *r = arg;
+    struct upstream *up = r->up;
+    CURLcode rc;
+    int running = 0;
+
+    if (!r->paused) {
+        return;
+    }
+    up->entered++;
+    r->paused = 0;
+    rc = curl_easy_pause(r->easy, CURLPAUSE_CONT);
+    if (rc != CURLE_OK) {
+        upstream_complete(r, rc, UPSTREAM_RESULT_MAX);
+    } else {
+        curl_multi_socket_action(up->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
     upstream_drain(up);
     upstream_leave(up);
 }
@@ -824,6 +978,13 @@ upstream_start(struct upstream *up, const struct upstream_request *req, upstream
     r->cb = cb;
     r->arg = arg;
     r->body_len = req->body != NULL ? req->body_len : 0;
+    r->stream = req->stream;
+    if (r->stream != NULL) {
+        r->resume_ev = evtimer_new(up->base, upstream_on_resume, r);
+        if (r->resume_ev == NULL) {
+            goto error;
+        }
+    }
     r->easy = e = curl_easy_init();
     if (e == NULL) {
         goto error;
@@ -894,7 +1055,9 @@ error:
 /*
  * Abort a running transfer without calling its callback, and free it. A
  * no-op on NULL and from inside the transfer's own completion (the handle is
- * freed when the completion returns).
+ * freed when the completion returns). A streamed transfer gets no further
+ * on_head or on_data either, paused or not: libcurl's held-back data and a
+ * pending resume timer are freed with it.
  */
 void
 upstream_cancel(struct upstream_req *r)
@@ -906,6 +1069,28 @@ upstream_cancel(struct upstream_req *r)
     curl_multi_remove_handle(r->up->multi, r->easy);
     upstream_unlink_req(r->up, r);
     upstream_req_free(r);
+}
+
+/*
+ * Continue a streamed transfer that on_head or on_data paused. A no-op on
+ * NULL, on a transfer that is not paused (or not streamed), and from inside
+ * its completion. The transfer does not continue inside this call: it only
+ * arms a zero-delay timer, and on the next loop pass upstream_on_resume()
+ * calls curl_easy_pause(CURLPAUSE_CONT) and drives libcurl. So on_data (and
+ * the completion) never run synchronously from upstream_resume(), although
+ * libcurl itself would flush held-back data from inside curl_easy_pause().
+ * Until then the transfer stays paused, and its deadline keeps running.
+ */
+void
+upstream_resume(struct upstream_req *r)
+{
+    static const struct timeval now = {0, 0};
+
+    if (r == NULL || r->stream == NULL || !r->paused || r->completing || r->aborted) {
+        return;
+    }
+    /* fails only out of memory: the transfer then ends at its deadline */
+    (void)evtimer_add(r->resume_ev, &now);
 }
 
 /* Transfers started and not yet completed or cancelled. */

@@ -45,6 +45,31 @@ struct upstream_opts {
     size_t max_response_bytes;  /* body cap; over it -> UPSTREAM_ERR_TOO_LARGE */
 };
 
+/*
+ * Streaming mode (optional): the body is handed over as it arrives instead of
+ * being collected, so a large download (a call recording) never sits whole
+ * in memory. on_head runs once, when the final response's headers are in,
+ * before any on_data; on_data runs for each piece of body. Each returns
+ * UPSTREAM_STREAM_CONTINUE, UPSTREAM_STREAM_PAUSE (the transfer holds still
+ * until upstream_resume(), e.g. while the client is slow) or
+ * UPSTREAM_STREAM_ABORT (the transfer ends: completion with
+ * UPSTREAM_ERR_BROKEN, and no more callbacks). They must not call
+ * upstream_cancel() or upstream_free(); upstream_resume() only from outside.
+ * The completion still runs exactly once at the end, with an empty body;
+ * max_response_bytes does not apply to a streamed body.
+ */
+enum upstream_stream_verdict {
+    UPSTREAM_STREAM_CONTINUE = 0,
+    UPSTREAM_STREAM_PAUSE,
+    UPSTREAM_STREAM_ABORT,
+};
+
+struct upstream_stream {
+    enum upstream_stream_verdict (*on_head)(long status, const char *content_type,
+                                            long long content_length, void *arg);
+    enum upstream_stream_verdict (*on_data)(const char *buf, size_t len, void *arg);
+};
+
 struct upstream_request {
     const char *method;          /* "GET", "POST", "PUT", "PATCH", "DELETE" */
     const char *url;             /* http:// or https:// only */
@@ -53,6 +78,7 @@ struct upstream_request {
     size_t body_len;
     long connect_timeout_ms;     /* connect deadline */
     long timeout_ms;             /* whole-transfer deadline */
+    const struct upstream_stream *stream; /* NULL: collect the body (the default) */
 };
 
 struct upstream_response {
@@ -83,6 +109,9 @@ struct upstream_req *upstream_start(struct upstream *up, const struct upstream_r
 
 /* Abort a running transfer without calling its callback. */
 void upstream_cancel(struct upstream_req *r);
+
+/* Continue a streamed transfer that a callback paused. No-op otherwise. */
+void upstream_resume(struct upstream_req *r);
 
 /* Number of transfers running (for drain and metrics). */
 int upstream_running(const struct upstream *up);

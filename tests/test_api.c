@@ -560,3 +560,77 @@ Test(api_routes, no_route, .timeout = 60)
     gwtest_stop(&t);
     proc_rmdir(dir);
 }
+
+Test(api, list_calls_paged_and_filtered)
+{
+    char body[160], path[256], seen[5][64];
+    const char *cursor;
+    struct http_resp r;
+    json_t *page;
+    int i, n = 0;
+
+    for (i = 0; i < 5; i++) {
+        snprintf(body, sizeof(body), "{\"to\":\"+919876543210\",\"agent\":\"a\",\"reference\":\"%s\"}",
+                 i == 2 ? "special" : "plain");
+        cr_assert_eq(gw_post_call(&gw, GWTEST_ACME_KEY, NULL, body, &r), 0);
+        cr_assert_eq(r.status, 201);
+        snprintf(seen[i], sizeof(seen[i]), "%s", jstr(r.json, "id"));
+        http_resp_free(&r);
+    }
+    /* Newest first, two at a time, every call exactly once. */
+    snprintf(path, sizeof(path), "/v1/calls?limit=2");
+    for (;;) {
+        cr_assert_eq(gw_get(&gw, GWTEST_ACME_KEY, path, &r), 0);
+        cr_assert_eq(r.status, 200, "%s", r.body);
+        page = json_object_get(r.json, "data");
+        cr_assert(json_array_size(page) <= 2);
+        for (i = 0; i < (int)json_array_size(page); i++) {
+            cr_assert_lt(n, 5);
+            cr_assert_str_eq(jstr(json_array_get(page, (size_t)i), "id"), seen[4 - n]);
+            n++;
+        }
+        cursor = jstr(r.json, "next_cursor");
+        if (cursor == NULL) {
+            cr_assert(json_is_null(json_object_get(r.json, "next_cursor")));
+            http_resp_free(&r);
+            break;
+        }
+        snprintf(path, sizeof(path), "/v1/calls?limit=2&cursor=%s", cursor);
+        http_resp_free(&r);
+    }
+    cr_assert_eq(n, 5);
+    cr_assert_eq(gw_get(&gw, GWTEST_ACME_KEY, "/v1/calls?reference=special", &r), 0);
+    cr_assert_eq(json_array_size(json_object_get(r.json, "data")), 1);
+    cr_assert_str_eq(jstr(json_array_get(json_object_get(r.json, "data"), 0), "id"), seen[2]);
+    http_resp_free(&r);
+    cr_assert_eq(gw_get(&gw, GWTEST_ACME_KEY, "/v1/calls?status=busy", &r), 0);
+    cr_assert_eq(json_array_size(json_object_get(r.json, "data")), 0);
+    http_resp_free(&r);
+    /* Another tenant sees none of them. */
+    cr_assert_eq(gw_get(&gw, GWTEST_GLOBEX_KEY, "/v1/calls", &r), 0);
+    cr_assert_eq(r.status, 200);
+    cr_assert_eq(json_array_size(json_object_get(r.json, "data")), 0);
+    http_resp_free(&r);
+}
+
+Test(api, list_calls_bad_parameters)
+{
+    const char *bad[][2] = {{"/v1/calls?limit=0", "limit"},       {"/v1/calls?limit=201", "limit"},
+                            {"/v1/calls?limit=ten", "limit"},     {"/v1/calls?cursor=zzz", "cursor"},
+                            {"/v1/calls?cursor=12.a%2Fb", "cursor"},
+                            {"/v1/calls?status=QUEUED", "status"}, {"/v1/calls?sort=asc", "sort"}};
+    struct http_resp r;
+    json_t *e;
+    size_t i;
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cr_assert_eq(gw_get(&gw, GWTEST_ACME_KEY, bad[i][0], &r), 0);
+        assert_problem(&r, 400, "validation");
+        e = json_array_get(json_object_get(r.json, "errors"), 0);
+        cr_assert_str_eq(jstr(e, "field"), bad[i][1], "%s: %s", bad[i][0], r.body);
+        http_resp_free(&r);
+    }
+    cr_assert_eq(gw_get(&gw, NULL, "/v1/calls", &r), 0);
+    assert_problem(&r, 401, "unauthorized");
+    http_resp_free(&r);
+}

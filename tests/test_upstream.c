@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,43 @@ static struct hsrv hs;
 static struct raw rs;
 static int hole_fds[8];
 static int hole_nfds;
+
+/* ------------------------------------------------------------------------ */
+/* streaming consumer state                                                  */
+
+#define MAX_STREAM 4
+
+/* What one streamed transfer's on_head/on_data saw, and how they answer. */
+struct sstream {
+    struct done *d;          /* its completion record (dn[i]) */
+    struct upstream_req *r;  /* its handle */
+    int heads;               /* on_head calls */
+    long head_status;
+    char *head_ctype;
+    long long head_len;
+    int head_late;           /* on_head after on_data or the completion */
+    int datas;               /* on_data calls */
+    size_t total;            /* body bytes seen */
+    size_t bad;              /* first offset off the pattern, or SIZE_MAX */
+    char got[64];            /* the first bytes, for small bodies */
+    size_t got_len;
+    enum upstream_stream_verdict head_verdict;
+    int max_pauses;          /* pause (head pause included) this many times */
+    int pauses;
+    int paused;              /* paused and not yet resumed */
+    int resume_ms;           /* resume from a timer after this; 0: never */
+    int resumes;
+    struct event *resume_ev;
+    int in_resume;           /* inside upstream_resume() */
+    int data_in_resume;      /* on_data from inside upstream_resume() */
+    int data_while_paused;
+    int data_after_done;
+    size_t abort_at;         /* ABORT once total reaches this; 0: never */
+    int aborted;
+    int data_after_abort;
+};
+
+static struct sstream ss[MAX_STREAM];
 
 /* ------------------------------------------------------------------------ */
 /* loop helpers                                                              */
@@ -210,6 +248,130 @@ start(struct done *d, const struct upstream_request *rq)
     return r;
 }
 
+/* Run the loop until *flag is set or ms passed. */
+static int
+run_until_flag(const int *flag, int ms)
+{
+    int expired = 0;
+    struct event *t = evtimer_new(base, on_deadline, &expired);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+    evtimer_add(t, &tv);
+    while (!expired && !*flag) {
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+    event_free(t);
+    return *flag;
+}
+
+/* The byte at offset i of a /pattern body: no short period, so a lost,
+ * repeated or reordered piece shows up at once. */
+static unsigned char
+pat(size_t i)
+{
+    return (unsigned char)(i * 31 + (i >> 8) * 7 + (i >> 16));
+}
+
+static struct sstream *
+ss_of(void *arg)
+{
+    ptrdiff_t i = (struct done *)arg - dn;
+
+    cr_assert(i >= 0 && i < MAX_STREAM);
+    return &ss[i];
+}
+
+static void
+ss_on_resume_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct sstream *s = arg;
+
+    s->resumes++;
+    s->paused = 0;
+    s->in_resume = 1;
+    upstream_resume(s->r);
+    s->in_resume = 0;
+}
+
+static void
+ss_pause(struct sstream *s)
+{
+    s->pauses++;
+    s->paused = 1;
+    if (s->resume_ms > 0) {
+        struct timeval tv = {s->resume_ms / 1000, (s->resume_ms % 1000) * 1000};
+
+        if (s->resume_ev == NULL) {
+            s->resume_ev = evtimer_new(base, ss_on_resume_timer, s);
+        }
+        evtimer_add(s->resume_ev, &tv);
+    }
+}
+
+static enum upstream_stream_verdict
+ss_on_head(long status, const char *content_type, long long content_length, void *arg)
+{
+    struct sstream *s = ss_of(arg);
+
+    s->heads++;
+    if (s->datas > 0 || s->d->calls > 0) {
+        s->head_late++;
+    }
+    s->head_status = status;
+    free(s->head_ctype);
+    s->head_ctype = dup_or_null(content_type);
+    s->head_len = content_length;
+    if (s->head_verdict == UPSTREAM_STREAM_PAUSE) {
+        ss_pause(s);
+    } else if (s->head_verdict == UPSTREAM_STREAM_ABORT) {
+        s->aborted = 1;
+    }
+    return s->head_verdict;
+}
+
+static enum upstream_stream_verdict
+ss_on_data(const char *buf, size_t len, void *arg)
+{
+    struct sstream *s = ss_of(arg);
+    size_t i;
+
+    s->datas++;
+    s->data_in_resume += s->in_resume;
+    s->data_while_paused += s->paused;
+    s->data_after_abort += s->aborted;
+    s->data_after_done += s->d->calls > 0;
+    for (i = 0; i < len && s->bad == SIZE_MAX; i++) {
+        if ((unsigned char)buf[i] != pat(s->total + i)) {
+            s->bad = s->total + i;
+        }
+    }
+    for (i = 0; i < len && s->got_len < sizeof(s->got) - 1; i++) {
+        s->got[s->got_len++] = buf[i];
+    }
+    s->total += len;
+    if (s->abort_at > 0 && s->total >= s->abort_at) {
+        s->aborted = 1;
+        return UPSTREAM_STREAM_ABORT;
+    }
+    if (s->pauses < s->max_pauses) {
+        ss_pause(s);
+        return UPSTREAM_STREAM_PAUSE;
+    }
+    return UPSTREAM_STREAM_CONTINUE;
+}
+
+static const struct upstream_stream ss_cbs = {ss_on_head, ss_on_data};
+
+/* Start rq streamed into ss[i], completing into dn[i]. */
+static struct upstream_req *
+start_stream(int i, struct upstream_request *rq)
+{
+    rq->stream = &ss_cbs;
+    ss[i].d = &dn[i];
+    ss[i].r = start(&dn[i], rq);
+    return ss[i].r;
+}
+
 static struct upstream_request
 mkreq(const char *method, const char *url)
 {
@@ -302,6 +464,36 @@ hsrv_handle(struct evhttp_request *req, void *arg)
             evbuffer_add(b, "x", 1);
         }
         evhttp_send_reply(req, 200, "OK", b);
+    } else if (strcmp(path, "/pattern") == 0) {
+        /* n bytes of pat(); chunked=1: chunked encoding, 64 KiB a chunk */
+        const char *ch = evhttp_find_header(&q, "chunked");
+        int chunked = ch != NULL && strcmp(ch, "1") == 0;
+        unsigned char piece[65536];
+        size_t n, i, k;
+
+        v = evhttp_find_header(&q, "n");
+        n = v ? (size_t)strtoul(v, NULL, 10) : 0;
+        evhttp_add_header(out, "Content-Type", "application/octet-stream");
+        if (chunked) {
+            evhttp_send_reply_start(req, 200, "OK");
+        }
+        for (i = 0; i < n;) {
+            for (k = 0; k < sizeof(piece) && i < n; k++, i++) {
+                piece[k] = pat(i);
+            }
+            evbuffer_add(b, piece, k);
+            if (chunked) {
+                evhttp_send_reply_chunk(req, b);
+            }
+        }
+        if (chunked) {
+            evhttp_send_reply_end(req);
+        } else {
+            evhttp_send_reply(req, 200, "OK", b);
+        }
+    } else if (strcmp(path, "/empty") == 0) {
+        evhttp_add_header(out, "Content-Type", "text/plain");
+        evhttp_send_reply(req, 204, "No Content", NULL);
     } else if (strcmp(path, "/slow") == 0) {
         struct delayed *dl = calloc(1, sizeof(*dl));
         struct timeval tv = {3, 0};
@@ -568,11 +760,17 @@ refused_port(void)
 static void
 setup(void)
 {
+    int i;
+
     signal(SIGPIPE, SIG_IGN);
     cr_assert_eq(curl_global_init(CURL_GLOBAL_DEFAULT), CURLE_OK);
     memset(dn, 0, sizeof(dn));
     memset(&hs, 0, sizeof(hs));
     memset(&rs, 0, sizeof(rs));
+    memset(ss, 0, sizeof(ss));
+    for (i = 0; i < MAX_STREAM; i++) {
+        ss[i].bad = SIZE_MAX;
+    }
     hole_nfds = 0;
     base = event_base_new();
     cr_assert_not_null(base);
@@ -591,6 +789,12 @@ teardown(void)
     raw_stop();
     for (i = 0; i < hole_nfds; i++) {
         close(hole_fds[i]);
+    }
+    for (i = 0; i < MAX_STREAM; i++) {
+        if (ss[i].resume_ev != NULL) {
+            event_free(ss[i].resume_ev);
+        }
+        free(ss[i].head_ctype);
     }
     event_base_free(base);
     curl_global_cleanup();
@@ -1087,4 +1291,317 @@ Test(upstream, proxy_environment_is_ignored, .timeout = 15)
     cr_assert_eq(dn[0].res, UPSTREAM_OK, "%s: %s", upstream_result_text[dn[0].res], dn[0].error);
     cr_assert_eq(dn[0].status, 200);
     cr_assert_eq(hs.requests, 1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* streaming                                                                 */
+
+#define MB3 (3 * 1024 * 1024)
+
+Test(upstream, stream_3mb_every_byte_once, .timeout = 15)
+{
+    struct upstream_request rq;
+
+    hsrv_start();
+    rq = mkreq("GET", url(hs.port, "/pattern?n=3145728"));
+    cr_assert_not_null(start_stream(0, &rq));
+    upstream_resume(ss[0].r); /* not paused: a no-op */
+    upstream_resume(NULL);
+    run_until(dn, 1, 5000);
+    cr_assert_eq(dn[0].calls, 1);
+    cr_assert_eq(dn[0].early, 0);
+    cr_assert_eq(dn[0].res, UPSTREAM_OK, "%s: %s", upstream_result_text[dn[0].res], dn[0].error);
+    cr_assert_eq(dn[0].status, 200);
+    cr_assert_str_eq(dn[0].body, "");
+    cr_assert_eq(dn[0].body_len, 0);
+    cr_assert_eq(ss[0].heads, 1);
+    cr_assert_eq(ss[0].head_late, 0);
+    cr_assert_eq(ss[0].head_status, 200);
+    cr_assert_str_eq(ss[0].head_ctype, "application/octet-stream");
+    cr_assert_eq(ss[0].head_len, MB3);
+    cr_assert_eq(ss[0].total, MB3, "got %zu bytes", ss[0].total);
+    cr_assert_eq(ss[0].bad, SIZE_MAX, "first wrong byte at %zu", ss[0].bad);
+    cr_assert_gt(ss[0].datas, 1);
+    run_until(NULL, 0, 100);
+    cr_assert_eq(ss[0].data_after_done, 0);
+    cr_assert_eq(ss[0].heads, 1);
+    cr_assert_eq(upstream_running(up), 0);
+}
+
+/* max_response_bytes (64 KiB here) does not apply; chunked encoding too. */
+Test(upstream, stream_ignores_body_cap, .timeout = 15)
+{
+    struct upstream_request rq;
+
+    hsrv_start();
+    rq = mkreq("GET", url(hs.port, "/pattern?n=200000&chunked=1"));
+    cr_assert_not_null(start_stream(0, &rq));
+    run_until(dn, 1, 5000);
+    cr_assert_eq(dn[0].calls, 1);
+    cr_assert_eq(dn[0].res, UPSTREAM_OK, "%s: %s", upstream_result_text[dn[0].res], dn[0].error);
+    cr_assert_eq(ss[0].heads, 1);
+    cr_assert_eq(ss[0].head_len, -1); /* chunked: unknown */
+    cr_assert_eq(ss[0].total, 200000);
+    cr_assert_eq(ss[0].bad, SIZE_MAX, "first wrong byte at %zu", ss[0].bad);
+    cr_assert_eq(dn[0].body_len, 0);
+}
+
+/*
+ * Pause at the head, then after the first piece following each resume, five
+ * times, resuming from a 200 ms timer: nothing arrives while paused or from
+ * inside upstream_resume(), and every byte arrives once, in order. Two
+ * transfers at once: Content-Length and chunked.
+ */
+Test(upstream, stream_pause_resume_repeated, .timeout = 15)
+{
+    struct upstream_request rq;
+    int i;
+
+    hsrv_start();
+    for (i = 0; i < 2; i++) {
+        ss[i].head_verdict = UPSTREAM_STREAM_PAUSE;
+        ss[i].max_pauses = 6;
+        ss[i].resume_ms = 200;
+    }
+    rq = mkreq("GET", url(hs.port, "/pattern?n=3145728"));
+    rq.timeout_ms = 10000;
+    cr_assert_not_null(start_stream(0, &rq));
+    rq = mkreq("GET", url(hs.port, "/pattern?n=3145728&chunked=1"));
+    rq.timeout_ms = 10000;
+    cr_assert_not_null(start_stream(1, &rq));
+    run_until(dn, 2, 10000);
+    for (i = 0; i < 2; i++) {
+        cr_assert_eq(dn[i].calls, 1, "transfer %d", i);
+        cr_assert_eq(dn[i].res, UPSTREAM_OK, "transfer %d: %s: %s", i,
+                     upstream_result_text[dn[i].res], dn[i].error);
+        cr_assert_eq(dn[i].status, 200);
+        cr_assert_eq(ss[i].heads, 1);
+        cr_assert_eq(ss[i].pauses, 6);
+        cr_assert_eq(ss[i].resumes, 6);
+        cr_assert_eq(ss[i].total, MB3, "transfer %d: %zu bytes", i, ss[i].total);
+        cr_assert_eq(ss[i].bad, SIZE_MAX, "transfer %d: first wrong byte at %zu", i, ss[i].bad);
+        cr_assert_eq(ss[i].data_while_paused, 0);
+        cr_assert_eq(ss[i].data_in_resume, 0);
+        cr_assert_eq(ss[i].data_after_done, 0);
+        cr_assert_geq(dn[i].elapsed_ms, 6 * 200.0);
+    }
+}
+
+Test(upstream, stream_abort_is_broken, .timeout = 15)
+{
+    struct upstream_request rq;
+    int datas;
+
+    hsrv_start();
+    ss[0].abort_at = 100 * 1024;
+    rq = mkreq("GET", url(hs.port, "/pattern?n=3145728"));
+    cr_assert_not_null(start_stream(0, &rq));
+    ss[1].head_verdict = UPSTREAM_STREAM_ABORT;
+    rq = mkreq("GET", url(hs.port, "/pattern?n=3145728"));
+    cr_assert_not_null(start_stream(1, &rq));
+    run_until(dn, 2, 5000);
+    cr_assert_eq(dn[0].calls, 1);
+    cr_assert_eq(dn[0].res, UPSTREAM_ERR_BROKEN, "%s", upstream_result_text[dn[0].res]);
+    cr_assert_eq(dn[0].status, 200);
+    cr_assert_str_eq(dn[0].error, "aborted by the stream receiver");
+    cr_assert_geq(ss[0].total, 100 * 1024);
+    cr_assert_lt(ss[0].total, MB3);
+    cr_assert_eq(ss[0].bad, SIZE_MAX);
+    cr_assert_eq(dn[1].calls, 1);
+    cr_assert_eq(dn[1].res, UPSTREAM_ERR_BROKEN, "%s", upstream_result_text[dn[1].res]);
+    cr_assert_eq(dn[1].status, 200);
+    cr_assert_eq(ss[1].heads, 1);
+    cr_assert_eq(ss[1].datas, 0);
+    datas = ss[0].datas;
+    run_until(NULL, 0, 200);
+    cr_assert_eq(ss[0].datas, datas);
+    cr_assert_eq(ss[0].data_after_abort, 0);
+    cr_assert_eq(dn[0].calls + dn[1].calls, 2);
+    cr_assert_eq(upstream_running(up), 0);
+}
+
+Test(upstream, stream_cancel_while_paused_is_silent, .timeout = 15)
+{
+    struct upstream_request rq;
+
+    hsrv_start();
+    ss[0].max_pauses = 1;
+    rq = mkreq("GET", url(hs.port, "/pattern?n=3145728"));
+    cr_assert_not_null(start_stream(0, &rq));
+    cr_assert(run_until_flag(&ss[0].paused, 5000));
+    cr_assert_eq(ss[0].datas, 1);
+    upstream_resume(ss[0].r);
+    upstream_cancel(ss[0].r); /* also drops the pending resume */
+    cr_assert_eq(upstream_running(up), 0);
+    run_until(NULL, 0, 500);
+    cr_assert_eq(ss[0].heads, 1);
+    cr_assert_eq(ss[0].datas, 1);
+    cr_assert_eq(dn[0].calls, 0);
+}
+
+Test(upstream, stream_404_head_then_body, .timeout = 15)
+{
+    struct upstream_request rq;
+
+    hsrv_start();
+    rq = mkreq("GET", url(hs.port, "/status?code=404"));
+    cr_assert_not_null(start_stream(0, &rq));
+    run_until(dn, 1, 5000);
+    cr_assert_eq(dn[0].calls, 1);
+    cr_assert_eq(dn[0].res, UPSTREAM_OK);
+    cr_assert_eq(dn[0].status, 404);
+    cr_assert_str_eq(dn[0].content_type, "application/problem+json");
+    cr_assert_str_eq(dn[0].body, "");
+    cr_assert_eq(ss[0].heads, 1);
+    cr_assert_eq(ss[0].head_late, 0);
+    cr_assert_eq(ss[0].head_status, 404);
+    cr_assert_str_eq(ss[0].head_ctype, "application/problem+json");
+    cr_assert_eq(ss[0].head_len, 2);
+    cr_assert_eq(ss[0].got_len, 2);
+    cr_assert_eq(memcmp(ss[0].got, "{}", 2), 0);
+    cr_assert_eq(ss[0].data_after_done, 0);
+}
+
+/* No body (204, and a 302 that is not followed): on_head once, no on_data. */
+Test(upstream, stream_no_body_head_once, .timeout = 15)
+{
+    struct upstream_request rq;
+
+    hsrv_start();
+    rq = mkreq("GET", url(hs.port, "/empty"));
+    cr_assert_not_null(start_stream(0, &rq));
+    rq = mkreq("POST", url(hs.port, "/redirect"));
+    rq.body = "{}";
+    rq.body_len = 2;
+    cr_assert_not_null(start_stream(1, &rq));
+    run_until(dn, 2, 5000);
+    cr_assert_eq(dn[0].calls, 1);
+    cr_assert_eq(dn[0].res, UPSTREAM_OK, "%s: %s", upstream_result_text[dn[0].res], dn[0].error);
+    cr_assert_eq(dn[0].status, 204);
+    cr_assert_eq(ss[0].heads, 1);
+    cr_assert_eq(ss[0].head_late, 0);
+    cr_assert_eq(ss[0].head_status, 204);
+    cr_assert_str_eq(ss[0].head_ctype, "text/plain");
+    cr_assert_eq(ss[0].head_len, 0);
+    cr_assert_eq(ss[0].datas, 0);
+    cr_assert_eq(dn[1].calls, 1);
+    cr_assert_eq(dn[1].res, UPSTREAM_OK, "%s: %s", upstream_result_text[dn[1].res], dn[1].error);
+    cr_assert_eq(dn[1].status, 302);
+    cr_assert_eq(ss[1].heads, 1);
+    cr_assert_eq(ss[1].head_late, 0);
+    cr_assert_eq(ss[1].head_status, 302);
+    cr_assert_eq(ss[1].datas, 0);
+    run_until(NULL, 0, 100);
+    cr_assert_eq(hs.requests, 2);
+    cr_assert_eq(ss[0].heads + ss[1].heads, 2);
+}
+
+/* A 103 interim response does not run on_head; the final 200 does. */
+Test(upstream, stream_head_skips_interim_response, .timeout = 15)
+{
+    struct upstream_request rq;
+
+    raw_start(RAW_EARLY_HINTS);
+    rq = mkreq("GET", url(rs.port, "/"));
+    cr_assert_not_null(start_stream(0, &rq));
+    run_until(dn, 1, 5000);
+    cr_assert_eq(dn[0].res, UPSTREAM_OK, "%s", dn[0].error);
+    cr_assert_eq(ss[0].heads, 1);
+    cr_assert_eq(ss[0].head_status, 200);
+    cr_assert_str_eq(ss[0].head_ctype, "text/plain");
+    cr_assert_eq(ss[0].head_len, 2);
+    cr_assert_eq(ss[0].got_len, 2);
+    cr_assert_eq(memcmp(ss[0].got, "ok", 2), 0);
+}
+
+Test(upstream, stream_deadline_while_paused, .timeout = 15)
+{
+    struct upstream_request rq;
+
+    hsrv_start();
+    ss[0].max_pauses = 1;
+    rq = mkreq("GET", url(hs.port, "/pattern?n=3145728"));
+    rq.timeout_ms = 700;
+    cr_assert_not_null(start_stream(0, &rq));
+    run_until(dn, 1, 5000);
+    cr_assert_eq(dn[0].calls, 1);
+    cr_assert_eq(dn[0].res, UPSTREAM_ERR_TIMEOUT, "%s: %s", upstream_result_text[dn[0].res],
+                 dn[0].error);
+    cr_assert_eq(dn[0].status, 200);
+    cr_assert_geq(dn[0].elapsed_ms, 700.0);
+    cr_assert_leq(dn[0].elapsed_ms, 1700.0);
+    cr_assert_eq(ss[0].heads, 1);
+    cr_assert_eq(ss[0].datas, 1);
+    cr_assert_eq(ss[0].data_while_paused, 0);
+}
+
+/* upstream_free(): a paused stream and one still waiting for its head. */
+Test(upstream, stream_free_cancels_once, .timeout = 15)
+{
+    struct upstream_request rq;
+    int i;
+
+    hsrv_start();
+    ss[0].max_pauses = 1;
+    rq = mkreq("GET", url(hs.port, "/pattern?n=3145728"));
+    cr_assert_not_null(start_stream(0, &rq));
+    rq = mkreq("GET", url(hs.port, "/slow"));
+    cr_assert_not_null(start_stream(1, &rq));
+    cr_assert(run_until_flag(&ss[0].paused, 5000));
+    run_until(NULL, 0, 100);
+    cr_assert_eq(hs.requests, 2);
+    upstream_free(up);
+    up = NULL;
+    for (i = 0; i < 2; i++) {
+        cr_assert_eq(dn[i].calls, 1, "transfer %d: %d calls", i, dn[i].calls);
+        cr_assert_eq(dn[i].res, UPSTREAM_ERR_CANCELLED);
+        cr_assert_eq(dn[i].early, 0);
+    }
+    cr_assert_eq(ss[0].heads, 1);
+    cr_assert_eq(ss[0].datas, 1);
+    cr_assert_eq(ss[1].heads, 0);
+    cr_assert_eq(ss[1].datas, 0);
+    run_until(NULL, 0, 200);
+    cr_assert_eq(dn[0].calls + dn[1].calls, 2);
+    cr_assert_eq(ss[0].datas + ss[1].datas, 1);
+}
+
+/*
+ * ABORT from data libcurl held back while paused (delivered when the pause
+ * is lifted): after a head pause, and after a pause on the first piece (at
+ * most 16 KiB, so 16385 is reached only after the resume).
+ */
+Test(upstream, stream_abort_after_resume_is_broken, .timeout = 15)
+{
+    struct upstream_request rq;
+    int i;
+
+    hsrv_start();
+    ss[0].head_verdict = UPSTREAM_STREAM_PAUSE;
+    ss[0].max_pauses = 1;
+    ss[0].abort_at = 1;
+    ss[1].max_pauses = 1;
+    ss[1].abort_at = 16385;
+    for (i = 0; i < 2; i++) {
+        ss[i].resume_ms = 50;
+        rq = mkreq("GET", url(hs.port, "/pattern?n=3145728"));
+        cr_assert_not_null(start_stream(i, &rq));
+    }
+    run_until(dn, 2, 5000);
+    for (i = 0; i < 2; i++) {
+        cr_assert_eq(dn[i].calls, 1, "transfer %d", i);
+        cr_assert_eq(dn[i].res, UPSTREAM_ERR_BROKEN, "transfer %d: %s", i,
+                     upstream_result_text[dn[i].res]);
+        cr_assert_eq(dn[i].status, 200);
+        cr_assert_eq(ss[i].heads, 1);
+        cr_assert_eq(ss[i].resumes, 1);
+        cr_assert_eq(ss[i].bad, SIZE_MAX);
+        cr_assert_lt(ss[i].total, MB3);
+    }
+    cr_assert_eq(ss[0].datas, 1);
+    cr_assert_eq(ss[1].datas, 2);
+    run_until(NULL, 0, 200);
+    cr_assert_eq(ss[0].data_after_abort + ss[1].data_after_abort, 0);
+    cr_assert_eq(ss[0].datas + ss[1].datas, 3);
+    cr_assert_eq(upstream_running(up), 0);
 }

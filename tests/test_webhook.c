@@ -304,3 +304,102 @@ Test(webhook, simulator_push_end_to_end)
     cr_assert_str_eq(jstr(call, "status"), "completed");
     json_decref(call);
 }
+
+/* ---- recordings through the gateway ------------------------------------- */
+
+/* Place a call, let the simulated call end, push its result with rec_url. */
+enum rec_kind { REC_OK, REC_DELETED, REC_FOREIGN };
+
+static const char *
+call_with_recording(enum rec_kind kind, char *vendor_call_id, size_t vlen)
+{
+    static char id[64];
+    char url[256], body[1024];
+    struct http_resp r;
+
+    cr_assert_eq(gw_post_call(&gw, GWTEST_ACME_KEY, NULL, CALL_BODY, &r), 0);
+    cr_assert_eq(r.status, 201, "%s", r.body);
+    snprintf(id, sizeof(id), "%s", jstr(r.json, "id"));
+    snprintf(vendor_call_id, vlen, "%s", jstr(r.json, "vendor_call_id"));
+    http_resp_free(&r);
+    gwtest_sleep_ms(600); /* the simulated call ends; its recording exists */
+    if (kind == REC_FOREIGN) {
+        snprintf(url, sizeof(url), "http://169.254.169.254/latest/meta-data/%s", vendor_call_id);
+    } else {
+        snprintf(url, sizeof(url), "%s/recordings/crm_%s%s.wav", gw.sim_base, vendor_call_id,
+                 kind == REC_DELETED ? "-deleted" : "");
+    }
+    snprintf(body, sizeof(body),
+             "{\"call_id\":\"%s\",\"uuid\":\"%s\",\"status\":\"ANSWER\",\"duration\":1,"
+             "\"recording_url\":\"%s\",\"start_time\":\"2026-07-03T10:00:00Z\","
+             "\"end_time\":\"2026-07-03T10:00:01Z\"}",
+             vendor_call_id, id, url);
+    cr_assert_eq(push(GWTEST_ACME_TOKEN, "POST", body, NULL), 200);
+    return id;
+}
+
+Test(webhook, recording_streams_through_the_gateway)
+{
+    char vcid[128], path[160], direct[256];
+    struct http_resp mine, theirs;
+    const char *id = call_with_recording(REC_OK, vcid, sizeof(vcid));
+    char ct[64];
+    json_t *call;
+
+    call = gw_wait_call_status(&gw, GWTEST_ACME_KEY, id, "completed", 3000);
+    snprintf(path, sizeof(path), "/v1/calls/%s/recording", id);
+    cr_assert_str_eq(jstr(call, "recording_url"), path);
+    json_decref(call);
+    cr_assert_eq(gw_get(&gw, GWTEST_ACME_KEY, path, &mine), 0);
+    cr_assert_eq(mine.status, 200, "%s", mine.body);
+    cr_assert_str_eq(http_header(&mine, "Content-Type", ct, sizeof(ct)), "audio/wav");
+    snprintf(direct, sizeof(direct), "%s/recordings/crm_%s.wav", gw.sim_base, vcid);
+    cr_assert_eq(http_do("GET", direct, NULL, NULL, 0, 5000, &theirs), 0);
+    cr_assert_eq(theirs.status, 200);
+    cr_assert_gt(theirs.len, 44);
+    cr_assert_eq(mine.len, theirs.len);
+    cr_assert(memcmp(mine.body, theirs.body, mine.len) == 0, "the bytes differ");
+    http_resp_free(&mine);
+    http_resp_free(&theirs);
+    /* Another tenant cannot fetch it. */
+    cr_assert_eq(gw_get(&gw, GWTEST_GLOBEX_KEY, path, &mine), 0);
+    assert_problem(&mine, 404, "not-found");
+    http_resp_free(&mine);
+}
+
+Test(webhook, recording_missing_or_gone)
+{
+    char vcid[128], path[160];
+    struct http_resp r;
+    const char *id;
+
+    /* No push yet: no recording. */
+    id = place_call();
+    snprintf(path, sizeof(path), "/v1/calls/%s/recording", id);
+    cr_assert_eq(gw_get(&gw, GWTEST_ACME_KEY, path, &r), 0);
+    assert_problem(&r, 404, "not-found");
+    http_resp_free(&r);
+    /* The vendor no longer has it. */
+    id = call_with_recording(REC_DELETED, vcid, sizeof(vcid));
+    snprintf(path, sizeof(path), "/v1/calls/%s/recording", id);
+    cr_assert_eq(gw_get(&gw, GWTEST_ACME_KEY, path, &r), 0);
+    assert_problem(&r, 404, "not-found");
+    http_resp_free(&r);
+    cr_assert_eq(gw_get(&gw, GWTEST_ACME_KEY, "/v1/calls/call_nope/recording", &r), 0);
+    assert_problem(&r, 404, "not-found");
+    http_resp_free(&r);
+}
+
+Test(webhook, recording_from_a_foreign_host_is_refused)
+{
+    char vcid[128], path[160];
+    struct http_resp r;
+    const char *id;
+
+    /* A push naming an internal address must not make the gateway fetch it. */
+    id = call_with_recording(REC_FOREIGN, vcid, sizeof(vcid));
+    snprintf(path, sizeof(path), "/v1/calls/%s/recording", id);
+    cr_assert_eq(gw_get(&gw, GWTEST_ACME_KEY, path, &r), 0);
+    assert_problem(&r, 502, "vendor-error");
+    http_resp_free(&r);
+}
