@@ -369,7 +369,8 @@ conf_parse_limits(struct conf_check *ck, struct conf *c, json_t *root)
     static const char *const lkeys[] = {"max_body_bytes", "max_webhook_body_bytes",
                                         "max_header_bytes", "idle_timeout_ms",
                                         "request_timeout_ms", "drain_timeout_ms",
-                                        "max_vendor_response_bytes", NULL};
+                                        "max_vendor_response_bytes", "header_timeout_ms",
+                                        "max_connections", NULL};
     static const char *const ikeys[] = {"ttl_s", "in_flight_s", NULL};
     static const char *const ckeys[] = {"allow_http", "allow_hosts", "timeout_ms", NULL};
     json_t *empty = json_object();
@@ -395,6 +396,9 @@ conf_parse_limits(struct conf_check *ck, struct conf *c, json_t *root)
     c->limits.max_vendor_response_bytes =
         conf_int(ck, "limits", l, "max_vendor_response_bytes", 1 << 20, 1024, 64 << 20);
 
+    c->limits.header_timeout_ms =
+        conf_int(ck, "limits", l, "header_timeout_ms", 10000, 100, 600000);
+    c->limits.max_connections = conf_int(ck, "limits", l, "max_connections", 4096, 1, 1000000);
     conf_check_keys(ck, "idempotency", i, ikeys);
     c->idempotency.ttl_s = conf_int(ck, "idempotency", i, "ttl_s", 86400, 60, 30 * 86400);
     c->idempotency.in_flight_s = conf_int(ck, "idempotency", i, "in_flight_s", 60, 1, 86400);

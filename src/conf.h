@@ -83,6 +83,8 @@ struct conf {
         long request_timeout_ms;     /* absolute deadline of one request inside callgate */
         long drain_timeout_ms;       /* SIGTERM: how long in-flight work may take */
         long max_vendor_response_bytes;
+        long header_timeout_ms;      /* a new connection must send a whole request head by then */
+        long max_connections;        /* open client connections; beyond: 503 and close */
     } limits;
 
     struct {

@@ -5,6 +5,7 @@
  * sizes) and its timeouts are per read, not per request: the absolute
  * deadline of a request inside callgate is our own timer.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,27 @@ struct front {
     int inflight;
     int unsent;                    /* replies handed to evhttp, not yet written out */
     struct front_req *reqs;        /* requests in flight (doubly linked) */
+    struct front_conn **conns;     /* client connections, hashed by bufferevent */
+    size_t nbuckets;
+    long nconns;                   /* connections tracked (open, or closing) */
+    struct event *sweep;           /* header deadlines and clean-up */
+};
+
+/*
+ * A client connection, as seen through the bufferevent evhttp asks us to
+ * create for it (evhttp_set_bevcb). We hold a reference to that bufferevent:
+ * evhttp's bufferevent_free() then only clears its callbacks, which is how
+ * the sweep learns that the connection is gone (evhttp closed the socket
+ * itself), without ever touching freed memory or a reused descriptor.
+ */
+struct front_conn {
+    struct bufferevent *bev;       /* our reference */
+    int64_t since_us;              /* accepted */
+    int requests;                  /* requests dispatched on it */
+    int busy;                      /* of which not yet answered */
+    int over_cap;                  /* accepted beyond max_connections */
+    int cut;                       /* we shut it down already */
+    struct front_conn *next;       /* hash chain */
 };
 
 typedef void (*front_handler)(struct front_req *r);
@@ -145,6 +167,9 @@ front_req_free(struct front_req *r)
 {
     struct front *f = r->app->front;
 
+    if (r->conn != NULL) {
+        r->conn->busy--;
+    }
     if (r->deadline != NULL) {
         event_free(r->deadline);
     }
@@ -175,6 +200,150 @@ front_log_request(struct front_req *r, int code)
                r->tenant != NULL ? r->tenant->id : NULL, "vendor",
                r->log_vendor[0] ? r->log_vendor : NULL, "call_id",
                r->log_call_id[0] ? r->log_call_id : NULL);
+}
+
+
+/* ---- client connections: cap and header deadline ------------------------ */
+
+#define FRONT_SWEEP_MS 200
+
+static size_t
+front_conn_bucket(const struct front *f, const struct bufferevent *bev)
+{
+    uintptr_t h = (uintptr_t)bev;
+
+    h ^= h >> 17;
+    h *= 0x9e3779b97f4a7c15ULL;
+    return (size_t)(h >> 7) & (f->nbuckets - 1);
+}
+
+static struct front_conn *
+front_conn_find(const struct front *f, const struct bufferevent *bev)
+{
+    struct front_conn *c;
+
+    for (c = f->conns[front_conn_bucket(f, bev)]; c != NULL; c = c->next) {
+        if (c->bev == bev) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+static void
+front_conn_drop(struct front *f, struct front_conn *c)
+{
+    struct front_conn **pp = &f->conns[front_conn_bucket(f, c->bev)];
+
+    while (*pp != c) {
+        pp = &(*pp)->next;
+    }
+    *pp = c->next;
+    bufferevent_decref(c->bev);
+    f->nconns--;
+    free(c);
+}
+
+/* 1 once evhttp has freed (or reset) the connection: its callbacks are gone. */
+static int
+front_conn_gone(const struct front_conn *c)
+{
+    bufferevent_event_cb eventcb = NULL;
+
+    bufferevent_getcb(c->bev, NULL, NULL, &eventcb, NULL);
+    return eventcb == NULL;
+}
+
+/* Cut a live connection: evhttp sees the socket end and frees it. */
+static void
+front_conn_cut(struct front_conn *c, const char *why)
+{
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    static const char over[] =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
+        "Retry-After: 1\r\nConnection: close\r\nContent-Length: 100\r\n\r\n"
+        "{\"type\":\"/problems/overloaded\",\"title\":\"Too many connections\",\"status\":503,"
+        "\"detail\":\"retry shortly\"}";
+
+    if (fd < 0 || c->cut) {
+        return;
+    }
+    c->cut = 1;
+    if (c->over_cap) {
+        /* Best effort: the socket is fresh, so the answer fits its buffer. */
+        ssize_t n = send(fd, over, sizeof(over) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)n;
+    }
+    cglog_info("connection_cut", "{s:s, s:i}", "reason", why, "fd", (int)fd);
+    shutdown(fd, SHUT_RDWR);
+}
+
+static void
+front_on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    struct front *f = arg;
+    int64_t now = util_mono_us();
+    int64_t limit = (int64_t)f->app->conf->limits.header_timeout_ms * 1000;
+    size_t b;
+
+    for (b = 0; b < f->nbuckets; b++) {
+        struct front_conn *c = f->conns[b], *next;
+        for (; c != NULL; c = next) {
+            next = c->next;
+            if (front_conn_gone(c)) {
+                if (c->busy == 0) {
+                    front_conn_drop(f, c);
+                }
+            } else if (c->over_cap) {
+                front_conn_cut(c, "max_connections");
+            } else if (c->requests == 0 && now - c->since_us > limit) {
+                front_conn_cut(c, "header_timeout");
+            }
+        }
+    }
+}
+
+/* evhttp wants a bufferevent for a new client connection. */
+static struct bufferevent *
+front_on_new_conn(struct event_base *base, void *arg)
+{
+    struct front *f = arg;
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
+    struct front_conn *c = bev != NULL ? calloc(1, sizeof(*c)) : NULL;
+    size_t b;
+
+    if (c == NULL) {
+        return bev; /* untracked: still served, just not bounded */
+    }
+    bufferevent_incref(bev);
+    c->bev = bev;
+    c->since_us = util_mono_us();
+    b = front_conn_bucket(f, bev);
+    c->next = f->conns[b];
+    f->conns[b] = c;
+    f->nconns++;
+    if (f->nconns > f->app->conf->limits.max_connections) {
+        /* evhttp gives the socket to bev right after this returns; the sweep
+         * answers 503 and closes it on its next pass. */
+        c->over_cap = 1;
+        event_active(f->sweep, EV_TIMEOUT, 0);
+    }
+    return bev;
+}
+
+static struct front_conn *
+front_conn_of(struct front *f, struct evhttp_request *ev)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+    struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+
+    return bev != NULL ? front_conn_find(f, bev) : NULL;
+}
+
+long
+front_connections(const struct front *f)
+{
+    return f->nconns;
 }
 
 /* evhttp wrote the whole reply (it does not call this for a dropped client). */
@@ -461,6 +630,11 @@ front_dispatch(struct evhttp_request *ev, void *arg)
         return;
     }
     f->inflight++;
+    r->conn = front_conn_of(f, ev);
+    if (r->conn != NULL) {
+        r->conn->requests++;
+        r->conn->busy++;
+    }
     r->next = f->reqs;
     if (f->reqs != NULL) {
         f->reqs->prev = r;
@@ -564,12 +738,31 @@ front_new(struct app *app)
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                             EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
     evhttp_set_gencb(f->http, front_dispatch, f);
+    f->nbuckets = 1024;
+    while ((long)f->nbuckets < c->limits.max_connections && f->nbuckets < (1u << 20)) {
+        f->nbuckets <<= 1;
+    }
+    f->conns = calloc(f->nbuckets, sizeof(*f->conns));
+    f->sweep = event_new(app->base, -1, EV_PERSIST, front_on_sweep, f);
+    if (f->conns == NULL || f->sweep == NULL) {
+        free(f->conns);
+        if (f->sweep != NULL) {
+            event_free(f->sweep);
+        }
+        evhttp_free(f->http);
+        free(f);
+        return NULL;
+    }
+    {
+        struct timeval every = {0, FRONT_SWEEP_MS * 1000};
+        event_add(f->sweep, &every);
+    }
+    evhttp_set_bevcb(f->http, front_on_new_conn, f);
     f->sock = evhttp_bind_socket_with_handle(f->http, c->listen_host, (ev_uint16_t)c->listen_port);
     if (f->sock == NULL) {
         cglog_error("listen_failed", "{s:s, s:i}", "host", c->listen_host, "port",
                     c->listen_port);
-        evhttp_free(f->http);
-        free(f);
+        front_free(f);
         return NULL;
     }
     cglog_info("listening", "{s:s, s:i}", "host", c->listen_host, "port", c->listen_port);
@@ -624,9 +817,19 @@ front_abort_all(struct front *f)
 void
 front_free(struct front *f)
 {
+    size_t b;
+
     if (f == NULL) {
         return;
     }
     evhttp_free(f->http);
+    /* Every connection is gone now; drop our references. */
+    for (b = 0; b < f->nbuckets; b++) {
+        while (f->conns[b] != NULL) {
+            front_conn_drop(f, f->conns[b]);
+        }
+    }
+    free(f->conns);
+    event_free(f->sweep);
     free(f);
 }

@@ -23,6 +23,7 @@ struct evhttp_request;
 struct event;
 struct json_t;
 struct front;
+struct front_conn;
 
 struct front_req {
     struct app *app;
@@ -46,6 +47,7 @@ struct front_req {
     void *gone_arg;
     void (*on_drained)(void *arg);     /* streaming: the queued bytes are out */
     void *drained_arg;
+    struct front_conn *conn;           /* the client connection, when tracked */
     struct front_req *next, *prev;     /* the front's list of requests in flight */
 };
 
@@ -54,6 +56,9 @@ void front_free(struct front *f);
 
 /* Stop accepting new connections (drain). */
 void front_stop_accepting(struct front *f);
+
+/* Client connections open (or closing). */
+long front_connections(const struct front *f);
 
 /* Requests currently being handled. */
 int front_inflight(const struct front *f);

@@ -31,6 +31,7 @@ static const struct {
     {"unsupported-by-vendor", "The vendor does not support this"},
     {"timeout", "Request took too long"},
     {"shutting-down", "Gateway is shutting down"},
+    {"overloaded", "Too many connections"},
     {"internal", "Internal error"},
 };
 

@@ -8,6 +8,10 @@
  * Every test starts its own gateway (some need their own options), so the
  * suite has only a .fini; the same .timeout applies to every test.
  */
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -793,4 +797,114 @@ Test(resilience, crashed_request_is_not_placed_again)
     cr_assert_eq(sim_count(&gw, "POST", "/calls"), 0, "nothing may be placed again");
     http_resp_free(&r);
     http_resp_free(&again);
+}
+
+/* ---- hostile clients ----------------------------------------------------- */
+
+static int
+raw_connect(int port)
+{
+    struct sockaddr_in sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+/* 1 when the peer has closed the connection (EOF or reset), without blocking. */
+static int
+raw_closed(int fd)
+{
+    char buf[512];
+    ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+/*
+ * Slowloris: a request head dribbled one header line at a time never
+ * finishes; the gateway cuts it at the header deadline, as it cuts a
+ * connection that sends nothing at all. Other clients are served meanwhile.
+ */
+Test(resilience, slow_request_heads_are_cut)
+{
+    static const char head[] = "POST /v1/calls HTTP/1.1\r\nHost: x\r\n";
+    struct gwtest_opts o = {.header_timeout_ms = 1000};
+    struct http_resp r;
+    long long t0, closed_slow = -1, closed_idle = -1;
+    int slow, idle, i;
+
+    start(&o);
+    t0 = now_ms();
+    slow = raw_connect(gw.gw_port);
+    idle = raw_connect(gw.gw_port);
+    cr_assert(send(slow, head, sizeof(head) - 1, MSG_NOSIGNAL) == (ssize_t)sizeof(head) - 1);
+    for (i = 0; i < 40 && (closed_slow < 0 || closed_idle < 0); i++) {
+        gwtest_sleep_ms(100);
+        if (closed_slow < 0 &&
+            (send(slow, "X-Slow: 1\r\n", 11, MSG_NOSIGNAL) < 0 || raw_closed(slow))) {
+            closed_slow = now_ms() - t0;
+        }
+        if (closed_idle < 0 && raw_closed(idle)) {
+            closed_idle = now_ms() - t0;
+        }
+        if (i == 5) {
+            cr_assert_eq(gw_get(&gw, NULL, "/healthz", &r), 0);
+            cr_assert_eq(r.status, 200);
+            http_resp_free(&r);
+        }
+    }
+    close(slow);
+    close(idle);
+    if (closed_slow < 900 || closed_slow > 2500 || closed_idle < 900 || closed_idle > 2500) {
+        proc_dump_log(gw.gw_log, 3000);
+    }
+    cr_assert(closed_slow >= 900 && closed_slow <= 2500, "slow head cut after %lld ms",
+              closed_slow);
+    cr_assert(closed_idle >= 900 && closed_idle <= 2500, "silent connection cut after %lld ms",
+              closed_idle);
+}
+
+/* Beyond max_connections a new connection gets 503 and is closed; later ones are served. */
+Test(resilience, connection_cap)
+{
+    struct gwtest_opts o = {.max_connections = 4, .header_timeout_ms = 20000};
+    static const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    char buf[1024];
+    struct http_resp r;
+    int held[4], extra, i, got = 0;
+    ssize_t n;
+
+    start(&o);
+    for (i = 0; i < 4; i++) {
+        held[i] = raw_connect(gw.gw_port);
+    }
+    gwtest_sleep_ms(100);
+    extra = raw_connect(gw.gw_port);
+    (void)send(extra, req, sizeof(req) - 1, MSG_NOSIGNAL);
+    for (i = 0; i < 50; i++) {
+        n = recv(extra, buf + got, sizeof(buf) - 1 - (size_t)got, MSG_DONTWAIT);
+        if (n == 0) {
+            break;
+        }
+        if (n > 0) {
+            got += (int)n;
+        }
+        gwtest_sleep_ms(20);
+    }
+    buf[got] = '\0';
+    cr_assert(strncmp(buf, "HTTP/1.1 503", 12) == 0, "got: %s", buf);
+    cr_assert(strstr(buf, "/problems/overloaded") != NULL, "got: %s", buf);
+    close(extra);
+    for (i = 0; i < 4; i++) {
+        close(held[i]);
+    }
+    gwtest_sleep_ms(600); /* the sweep notices the closed connections */
+    cr_assert_eq(gw_get(&gw, NULL, "/healthz", &r), 0);
+    cr_assert_eq(r.status, 200);
+    http_resp_free(&r);
 }

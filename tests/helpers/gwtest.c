@@ -87,6 +87,14 @@ gwtest_write_conf(struct gwtest *t)
         "tenants", gwtest_tenant("acme", GWTEST_ACME_KEY, "IN", GWTEST_ACME_TOKEN, cb_acme),
         gwtest_tenant("globex", GWTEST_GLOBEX_KEY, "US", GWTEST_GLOBEX_TOKEN, cb_globex));
     cr_assert_not_null(conf, "cannot build the test configuration");
+    if (o->header_timeout_ms > 0) {
+        json_object_set_new(json_object_get(conf, "limits"), "header_timeout_ms",
+                            json_integer(o->header_timeout_ms));
+    }
+    if (o->max_connections > 0) {
+        json_object_set_new(json_object_get(conf, "limits"), "max_connections",
+                            json_integer(o->max_connections));
+    }
     cr_assert_eq(json_dump_file(conf, t->conf_path, JSON_INDENT(2)), 0);
     json_decref(conf);
 }

@@ -35,6 +35,8 @@ struct gwtest_opts {
     int call_ms;                /* simulated call length (default 300) */
     int no_push;                /* simulator sends no result push */
     const char *routes_dir;     /* routing table (default: the project's routes/) */
+    long header_timeout_ms;     /* limits.header_timeout_ms (0 = callgate's default) */
+    long max_connections;       /* limits.max_connections (0 = callgate's default) */
 };
 
 struct gwtest {
