@@ -470,9 +470,10 @@ place_conclude(struct place *p, enum call_status status, int code, const char *s
     for (nk = 0; nk < n; nk++) {
         argslen[nk] = strlen(args[nk]);
     }
-    cglog_info("call_placed", "{s:s, s:s, s:s, s:i, s:s}", "call_id", p->call_id, "tenant",
+    cglog_info("call_placed", "{s:s, s:s, s:s, s:s, s:i, s:s?}", "request_id",
+               p->r != NULL ? p->r->request_id : "-", "call_id", p->call_id, "tenant",
                p->tenant->id, "status", call_status_text[status], "http_status", code, "vendor",
-               callrec_field(p->fields, "vendor") ? callrec_field(p->fields, "vendor") : "");
+               callrec_field(p->fields, "vendor"));
     if (p->reply_first) {
         place_reply(p);
     }
@@ -500,8 +501,9 @@ place_add_attempt(struct place *p, const char *vendor, const char *outcome, long
     }
     json_object_set_new(a, "ms", json_integer((json_int_t)(ms + 0.5)));
     json_array_append_new(p->attempts, a);
-    cglog_info("vendor_attempt", "{s:s, s:s, s:s, s:s, s:i, s:f}", "request_id",
-               p->r != NULL ? p->r->request_id : "-", "call_id", p->call_id, "vendor", vendor,
+    cglog_info("vendor_attempt", "{s:s, s:s, s:s, s:s?, s:s, s:s, s:i, s:f}", "request_id",
+               p->r != NULL ? p->r->request_id : "-", "call_id", p->call_id, "tenant",
+               p->tenant->id, "route", callrec_field(p->fields, "route"), "vendor", vendor,
                "outcome", outcome, "http_status", (int)http_status, "ms", ms);
 }
 

@@ -35,6 +35,7 @@ struct inbound {
     const struct conf_tenant *tenant;
     struct vendor_update upd;
     char vendor[32];
+    char request_id[80];
 };
 
 static void
@@ -71,7 +72,8 @@ inbound_on_stored(enum store_result res, const struct redisReply *reply, void *a
         strcmp(reply->element[1]->str, "1") == 0) {
         fields = callrec_fields_from_reply(reply->element[2], 0);
     }
-    cglog_info("webhook_stored", "{s:s, s:s, s:s, s:s, s:s}", "vendor", in->vendor, "tenant",
+    cglog_info("webhook_stored", "{s:s, s:s, s:s, s:s, s:s, s:s}", "request_id", in->request_id,
+               "vendor", in->vendor, "tenant",
                in->tenant->id, "call_id", in->upd.call_id, "vendor_status", in->upd.vendor_status,
                "result", verdict != NULL ? verdict : store_result_text[res]);
     if (r != NULL) {
@@ -192,6 +194,7 @@ webhook_receive(struct front_req *r)
     in->conf = conf_ref(r->conf);
     in->tenant = r->tenant;
     util_strlcpy(in->vendor, vendor, sizeof(in->vendor));
+    util_strlcpy(in->request_id, r->request_id, sizeof(in->request_id));
     vendor_update_init(&in->upd);
     vendor_ctx_init(&ctx, cv, conf_tenant_vendor(r->tenant, vendor));
     if (ops->parse_webhook(&ctx, evhttp_request_get_command(r->ev) == EVHTTP_REQ_GET ? "GET"

@@ -4,6 +4,9 @@
  * Covers authentication, request ids, every validation path, placement and
  * its answers, tenant isolation and idempotency (concurrent duplicates too).
  */
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
 #include <string.h>
 
 #include <criterion/criterion.h>
@@ -14,6 +17,12 @@
 #define CALL_BODY "{\"to\": \"+91 98765-43210\", \"agent\": \"agent.017\", \"reference\": \"crm-1\"}"
 
 static struct gwtest gw;
+
+static size_t
+discard_body(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    return size * nmemb;
+}
 
 static void
 setup(void)
@@ -633,4 +642,67 @@ Test(api, list_calls_bad_parameters)
     cr_assert_eq(gw_get(&gw, NULL, "/v1/calls", &r), 0);
     assert_problem(&r, 401, "unauthorized");
     http_resp_free(&r);
+}
+
+/*
+ * Idempotency holds across replicas: two callgate processes on one Redis,
+ * 20 concurrent duplicates split between them, exactly one vendor request.
+ */
+Test(api, concurrent_duplicates_across_two_replicas)
+{
+    enum { N = 20 };
+    char conf2[384], log2[384], url[2][128], listen[32];
+    const char *argv[4];
+    struct proc second;
+    json_t *conf;
+    CURLM *multi = curl_multi_init();
+    CURL *easy[N];
+    struct curl_slist *hdrs = NULL;
+    long code;
+    int port2 = proc_free_port(), i, running = 1, created = 0;
+
+    snprintf(conf2, sizeof(conf2), "%s/replica2.json", gw.dir);
+    snprintf(log2, sizeof(log2), "%s/replica2.log", gw.dir);
+    conf = json_load_file(gw.conf_path, 0, NULL);
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", port2);
+    json_object_set_new(conf, "listen", json_string(listen));
+    cr_assert_eq(json_dump_file(conf, conf2, 0), 0);
+    json_decref(conf);
+    argv[0] = getenv("CG_CALLGATE") != NULL ? getenv("CG_CALLGATE") : CG_BUILDDIR "/src/callgate";
+    argv[1] = "-c";
+    argv[2] = conf2;
+    argv[3] = NULL;
+    cr_assert_eq(proc_start(&second, argv, NULL, log2), 0);
+    cr_assert_eq(proc_wait_port(port2, 10000), 0);
+    gwtest_sleep_ms(300); /* its Redis connection */
+
+    snprintf(url[0], sizeof(url[0]), "%s/v1/calls", gw.base);
+    snprintf(url[1], sizeof(url[1]), "http://127.0.0.1:%d/v1/calls", port2);
+    hdrs = curl_slist_append(hdrs, "Authorization: Bearer " GWTEST_ACME_KEY);
+    hdrs = curl_slist_append(hdrs, "Idempotency-Key: two-replicas");
+    for (i = 0; i < N; i++) {
+        easy[i] = curl_easy_init();
+        curl_easy_setopt(easy[i], CURLOPT_URL, url[i % 2]);
+        curl_easy_setopt(easy[i], CURLOPT_POSTFIELDS, CALL_BODY);
+        curl_easy_setopt(easy[i], CURLOPT_HTTPHEADER, hdrs);
+        curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, discard_body);
+        curl_multi_add_handle(multi, easy[i]);
+    }
+    while (running) {
+        curl_multi_perform(multi, &running);
+        curl_multi_poll(multi, NULL, 0, 100, NULL);
+    }
+    for (i = 0; i < N; i++) {
+        curl_easy_getinfo(easy[i], CURLINFO_RESPONSE_CODE, &code);
+        cr_assert(code == 201 || code == 409, "unexpected %ld", code);
+        created += code == 201;
+        curl_multi_remove_handle(multi, easy[i]);
+        curl_easy_cleanup(easy[i]);
+    }
+    curl_slist_free_all(hdrs);
+    curl_multi_cleanup(multi);
+    cr_assert_geq(created, 1);
+    cr_assert_eq(sim_count(&gw, "POST", "/calls"), 1, "two replicas, one vendor request");
+    i = proc_stop(&second, SIGTERM, 10000);
+    cr_assert(WIFEXITED(i) && WEXITSTATUS(i) == 0, "the second replica exited %d", i);
 }

@@ -403,3 +403,35 @@ Test(webhook, recording_from_a_foreign_host_is_refused)
     assert_problem(&r, 502, "vendor-error");
     http_resp_free(&r);
 }
+
+/* Nothing secret or personal reaches the log: keys, tokens, secrets, full numbers. */
+Test(webhook, logs_hold_no_secrets_or_numbers)
+{
+    const char *id = place_call();
+    char *body = push_body(id, "ANSWER", "\"2026-07-03T10:00:42Z\"");
+    const char *canaries[] = {GWTEST_ACME_KEY, GWTEST_ACME_TOKEN, GWTEST_SECRET + 6,
+                              "cd-test-key", "9876543210", "agent.017", NULL};
+    struct http_resp r;
+    json_t *events;
+    FILE *f;
+    char *log = NULL;
+    size_t len = 0, i;
+
+    cr_assert_eq(push(GWTEST_ACME_TOKEN, "POST", body, NULL), 200);
+    events = sim_wait_sink(&gw, "acme", 1, 5000);
+    json_decref(events);
+    cr_assert_eq(push("wrong-token-000000000", "POST", body, NULL), 404);
+    cr_assert_eq(gw_post_call(&gw, "wrong-key", NULL, CALL_BODY, &r), 0);
+    http_resp_free(&r);
+    f = fopen(gw.gw_log, "r");
+    cr_assert_not_null(f);
+    (void)getdelim(&log, &len, '\0', f);
+    fclose(f);
+    cr_assert_not_null(log);
+    cr_assert(strstr(log, "\"event\":\"webhook_stored\"") != NULL);
+    for (i = 0; canaries[i] != NULL; i++) {
+        cr_assert_null(strstr(log, canaries[i]), "the log holds \"%s\"", canaries[i]);
+    }
+    free(log);
+    free(body);
+}
