@@ -435,3 +435,20 @@ Test(webhook, logs_hold_no_secrets_or_numbers)
     free(log);
     free(body);
 }
+
+/* The vendor never sends the recording: 504 at the download deadline (3 s here). */
+Test(webhook, recording_vendor_hangs)
+{
+    char vcid[128], path[160];
+    struct http_resp r;
+    const char *id = call_with_recording(REC_OK, vcid, sizeof(vcid));
+
+    cr_assert_eq(sim_post(&gw, "/_sim/faults",
+                          "{\"method\":\"GET\",\"path\":\"/recordings\",\"mode\":\"hang\"}"),
+                 200);
+    snprintf(path, sizeof(path), "/v1/calls/%s/recording", id);
+    cr_assert_eq(gw_get(&gw, GWTEST_ACME_KEY, path, &r), 0);
+    assert_problem(&r, 504, "vendor-timeout");
+    cr_assert(r.ms >= 2500 && r.ms < 6000, "answered after %.0f ms", r.ms);
+    http_resp_free(&r);
+}

@@ -87,6 +87,8 @@ gwtest_write_conf(struct gwtest *t)
         "tenants", gwtest_tenant("acme", GWTEST_ACME_KEY, "IN", GWTEST_ACME_TOKEN, cb_acme),
         gwtest_tenant("globex", GWTEST_GLOBEX_KEY, "US", GWTEST_GLOBEX_TOKEN, cb_globex));
     cr_assert_not_null(conf, "cannot build the test configuration");
+    json_object_set_new(json_object_get(json_object_get(conf, "vendors"), "clouddialer"),
+                        "recording_timeout_ms", json_integer(3000));
     if (o->header_timeout_ms > 0) {
         json_object_set_new(json_object_get(conf, "limits"), "header_timeout_ms",
                             json_integer(o->header_timeout_ms));
