@@ -409,7 +409,7 @@ Test(webhook, logs_hold_no_secrets_or_numbers)
 {
     const char *id = place_call();
     char *body = push_body(id, "ANSWER", "\"2026-07-03T10:00:42Z\"");
-    const char *canaries[] = {GWTEST_ACME_KEY, GWTEST_ACME_TOKEN, GWTEST_SECRET + 6,
+    const char *canaries[] = {GWTEST_ACME_KEY, GWTEST_ACME_TOKEN, &GWTEST_SECRET[6],
                               "cd-test-key", "9876543210", "agent.017", NULL};
     struct http_resp r;
     json_t *events;
