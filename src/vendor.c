@@ -2,6 +2,7 @@
  * vendor.c: the registry of vendor adapters and helpers they share. Adding a
  * vendor means one file in src/vendors/ and one line in vendor_registry[].
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,7 +40,19 @@ vendor_ops_find(const char *name)
 const char *
 vendor_known_names(void)
 {
-    return "clouddialer";
+    static char names[256];
+    size_t i, n = 0;
+
+    if (names[0] == '\0') {
+        for (i = 0; i < sizeof(vendor_registry) / sizeof(vendor_registry[0]); i++) {
+            n += (size_t)snprintf(names + n, sizeof(names) - n, "%s%s", i ? ", " : "",
+                                  vendor_registry[i]->name);
+            if (n >= sizeof(names)) {
+                break;
+            }
+        }
+    }
+    return names;
 }
 
 void
