@@ -37,6 +37,7 @@
 #include "conf.h"
 #include "crypto.h"
 #include "front.h"
+#include "gw.h"
 #include "phone.h"
 #include "problem.h"
 #include "routes.h"
@@ -303,6 +304,7 @@ place_reply(struct place *p)
 {
     struct front_req *r = p->r;
     const char *extra[5] = {NULL};
+    char loc[96];
     int n = 0;
 
     if (r == NULL) {
@@ -316,14 +318,11 @@ place_reply(struct place *p)
         extra[n++] = p->retry_after;
     }
     if (p->code == 201 || p->code == 202) {
-        char loc[96];
         snprintf(loc, sizeof(loc), "/v1/calls/%s", p->call_id);
         extra[n++] = "Location";
         extra[n++] = loc;
-        front_reply_raw(r, p->code, p->content_type, p->answer, strlen(p->answer), extra);
-    } else {
-        front_reply_raw(r, p->code, p->content_type, p->answer, strlen(p->answer), extra);
     }
+    front_reply_raw(r, p->code, p->content_type, p->answer, strlen(p->answer), extra);
 }
 
 /* An early answer (before the place needs its own life): problem, then free. */
@@ -399,6 +398,10 @@ place_on_finish(enum store_result res, const struct redisReply *reply, void *arg
     place_free(p);
 }
 
+/* The record fields the finish script writes (beside status and rank). */
+static const char *const calls_finish_fields[] = {"vendor", "vendor_call_id", "from", "attempts",
+                                                  "updated_at"};
+
 /* Decide the answer, write it with the record, then reply. */
 static void
 place_conclude(struct place *p, enum call_status status, int code, const char *slug,
@@ -406,9 +409,9 @@ place_conclude(struct place *p, enum call_status status, int code, const char *s
 {
     char *attempts = json_dumps(p->attempts, JSON_COMPACT | JSON_PRESERVE_ORDER);
     char keys[2][320], ttl[32], codebuf[8], rank[8], now[UTIL_TIME_LEN];
-    const char *args[40];
-    size_t argslen[40];
-    const char *k, *mode;
+    const char *args[24];
+    size_t argslen[24], i;
+    const char *mode;
     json_t *out;
     int n = 0, nk;
 
@@ -455,20 +458,15 @@ place_conclude(struct place *p, enum call_status status, int code, const char *s
     args[n++] = p->call_id;
     args[n++] = call_status_text[status];
     args[n++] = rank;
-    for (k = p->abandoned ? NULL : "vendor"; k != NULL;) {
-        const char *v = callrec_field(p->fields, k);
-        if (v != NULL && n < 38) {
-            args[n++] = k;
+    for (i = 0; !p->abandoned && i < GW_ARRAY_LEN(calls_finish_fields); i++) {
+        const char *v = callrec_field(p->fields, calls_finish_fields[i]);
+        if (v != NULL) {
+            args[n++] = calls_finish_fields[i];
             args[n++] = v;
         }
-        k = strcmp(k, "vendor") == 0           ? "vendor_call_id"
-            : strcmp(k, "vendor_call_id") == 0 ? "from"
-            : strcmp(k, "from") == 0           ? "attempts"
-            : strcmp(k, "attempts") == 0       ? "updated_at"
-                                               : NULL;
     }
-    for (nk = 0; nk < n; nk++) {
-        argslen[nk] = strlen(args[nk]);
+    for (i = 0; i < (size_t)n; i++) {
+        argslen[i] = strlen(args[i]);
     }
     cglog_info("call_placed", "{s:s, s:s, s:s, s:s, s:i, s:s?}", "request_id",
                p->r != NULL ? p->r->request_id : "-", "call_id", p->call_id, "tenant",
@@ -478,8 +476,7 @@ place_conclude(struct place *p, enum call_status status, int code, const char *s
         place_reply(p);
     }
     p->store_pending = 1;
-    store_eval(p->app->store, p->app->lua_finish, p->idem_key[0] != '\0' ? 2 : 1, n, args,
-               argslen, place_on_finish, p);
+    store_eval(p->app->store, p->app->lua_finish, nk, n, args, argslen, place_on_finish, p);
 }
 
 /* ---- attempts ------------------------------------------------------------ */
