@@ -518,7 +518,7 @@ conf_parse_tenant_vendors(struct conf_check *ck, struct conf *c, struct conf_ten
                           const char *path, json_t *list)
 {
     static const char *const keys[] = {"vendor", "api_key", "from_number", "webhook_token",
-                                       NULL};
+                                       "base_url", NULL};
     char ipath[256], field[300], e164[PHONE_E164_MAX];
     const char *why;
     json_t *item;
@@ -548,6 +548,15 @@ conf_parse_tenant_vendors(struct conf_check *ck, struct conf *c, struct conf_ten
             tv->api_key = conf_string(ck, ipath, item, "api_key", 0, NULL, 1);
             tv->from_number = conf_string(ck, ipath, item, "from_number", 0, NULL, 0);
             tv->webhook_token = conf_string(ck, ipath, item, "webhook_token", 0, NULL, 1);
+            tv->base_url = conf_string(ck, ipath, item, "base_url", 0, NULL, 0);
+            if (tv->base_url != NULL) {
+                size_t l = strlen(tv->base_url);
+                conf_field(field, sizeof(field), ipath, "base_url");
+                if (conf_check_url(ck, field, tv->base_url, 1) && l > 0 &&
+                    tv->base_url[l - 1] == '/') {
+                    tv->base_url[l - 1] = '\0';
+                }
+            }
         } else {
             conf_err(ck, ipath, "must be a vendor name or an object");
             continue;
@@ -556,6 +565,7 @@ conf_parse_tenant_vendors(struct conf_check *ck, struct conf *c, struct conf_ten
             free(tv->api_key);
             free(tv->from_number);
             free(tv->webhook_token);
+            free(tv->base_url);
             memset(tv, 0, sizeof(*tv));
             continue;
         }
@@ -879,6 +889,7 @@ conf_free(struct conf *c)
             free(t->vendors[j].api_key);
             free(t->vendors[j].from_number);
             free(t->vendors[j].webhook_token);
+            free(t->vendors[j].base_url);
         }
         free(t->vendors);
     }

@@ -37,6 +37,7 @@ struct conf_tenant_vendor {
     char *api_key;           /* tenant's own credential, or NULL for the vendor's */
     char *from_number;       /* tenant's caller ID on this vendor, or NULL */
     char *webhook_token;     /* secret path token for /v1/webhooks/<vendor>/<token> */
+    char *base_url;          /* tenant's own vendor host (Getdesk), or NULL for the vendor's */
 };
 
 struct conf_tenant {

@@ -34,6 +34,7 @@ enum vendor_cap {
 /* Credentials and defaults for one attempt: the vendor's, overridden per tenant. */
 struct vendor_ctx {
     const struct conf_vendor *conf;
+    const char *base_url;    /* the tenant's own host for this vendor, else the vendor's */
     const char *api_key;
     const char *from_number; /* E.164 default caller ID, or NULL */
 };
@@ -92,6 +93,15 @@ struct vendor_update {
     char dedupe_key[256];    /* the vendor's retry of this event has the same key */
 };
 
+/* A call-history query, already validated (API.md "Call history"). */
+struct vendor_history_query {
+    const char *const *numbers; /* E.164 numbers (one for call logs, up to 100 for counts) */
+    size_t nnumbers;
+    const char *start_date;     /* "YYYY-MM-DD", inclusive */
+    const char *end_date;       /* "YYYY-MM-DD", inclusive */
+    int page;                   /* 1-based page, for vendors that page */
+};
+
 struct vendor_ops {
     const char *name;
     unsigned caps;
@@ -112,6 +122,27 @@ struct vendor_ops {
     int (*parse_webhook)(const struct vendor_ctx *ctx, const char *method, const char *query,
                          const char *body, size_t len, struct vendor_update *out, char *err,
                          size_t errlen);
+
+    /*
+     * Call history (VENDOR_CAP_HISTORY; NULL otherwise). build_history makes
+     * the request for one page of calls of q->numbers[0]; parse_history
+     * appends neutral rows to rows (a JSON array; the row shape is API.md's
+     * "calls" item) and sets *more when another page exists. build_counts and
+     * parse_counts do the same for per-number totals: parse_counts adds to
+     * counts, a JSON object keyed by E.164 number whose values are
+     * {"total", "inbound", "outbound"} integers. Parsers return 0, or -1 with
+     * err when the answer is an error or unreadable.
+     */
+    int (*build_history)(const struct vendor_ctx *ctx, const struct vendor_history_query *q,
+                         struct vendor_http *out, char *err, size_t errlen);
+    int (*parse_history)(const struct vendor_ctx *ctx, const struct vendor_history_query *q,
+                         long http_status, const char *body, size_t len, struct json_t *rows,
+                         int *more, char *err, size_t errlen);
+    int (*build_counts)(const struct vendor_ctx *ctx, const struct vendor_history_query *q,
+                        struct vendor_http *out, char *err, size_t errlen);
+    int (*parse_counts)(const struct vendor_ctx *ctx, const struct vendor_history_query *q,
+                        long http_status, const char *body, size_t len, struct json_t *counts,
+                        char *err, size_t errlen);
 };
 
 /* The adapter registered under name, or NULL. */

@@ -72,7 +72,7 @@ clouddialer_build_place(const struct vendor_ctx *ctx, const struct vendor_call *
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    snprintf(url, sizeof(url), "%s/calls", ctx->conf->base_url);
+    snprintf(url, sizeof(url), "%s/calls", ctx->base_url);
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", ctx->api_key);
     headers[0] = auth;
     headers[1] = "Content-Type: application/json";
