@@ -32,6 +32,7 @@
 
 #include "app.h"
 #include "callrec.h"
+#include "callctl.h"
 #include "calls.h"
 #include "cglog.h"
 #include "conf.h"
@@ -899,6 +900,7 @@ calls_create(struct front_req *r)
 
 struct lookup {
     struct front_req *r;          /* NULL after the deadline answered */
+    const char *refresh;          /* Callgate-Refresh header value, or NULL */
     int pending;
     json_t *fields;
     json_t *events;
@@ -926,8 +928,12 @@ lookup_finish(struct lookup *l)
             front_problem(r, 404, "not-found", "no call with this id", NULL);
         } else {
             call = callrec_render(l->fields, NULL, 1);
-            json_object_set(call, "events", l->events != NULL ? l->events : json_array());
-            front_reply_json(r, 200, call, NULL);
+            json_object_set_new(call, "events",
+                                l->events != NULL ? json_incref(l->events) : json_array());
+            front_reply_json(r, 200, call,
+                             l->refresh != NULL
+                                 ? (const char *const[]){"Callgate-Refresh", l->refresh, NULL}
+                                 : NULL);
         }
     }
     json_decref(l->fields);
@@ -979,30 +985,36 @@ lookup_on_deadline(struct front_req *r)
     front_problem(r, 503, "store-unavailable", "the call store did not answer in time", NULL);
 }
 
-void
-calls_get(struct front_req *r)
+/* A call id as callgate mints them: letters, digits and '_', 1 to 64. */
+int
+calls_id_ok(const char *id, size_t n)
 {
-    const char *id = r->path + strlen("/v1/calls/");
+    size_t i;
+
+    if (n == 0 || n > 64) {
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        if (!isalnum((unsigned char)id[i]) && id[i] != '_') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+void
+calls_reply_call(struct front_req *r, const char *id, const char *refresh)
+{
     char key[256], evkey[300];
     const char *argv[4];
-    struct lookup *l;
-    size_t i, n = strlen(id);
-    int ok = n > 0 && n <= 64;
+    struct lookup *l = calloc(1, sizeof(*l));
 
-    for (i = 0; ok && i < n; i++) {
-        ok = isalnum((unsigned char)id[i]) || id[i] == '_';
-    }
-    if (!ok) {
-        front_problem(r, 404, "not-found", "no call with this id", NULL);
-        return;
-    }
-    l = calloc(1, sizeof(*l));
     if (l == NULL) {
         front_problem(r, 500, "internal", "out of memory", NULL);
         return;
     }
-    util_strlcpy(r->log_call_id, id, sizeof(r->log_call_id));
     l->r = r;
+    l->refresh = refresh;
     l->pending = 2;
     r->ctx = l;
     r->on_deadline = lookup_on_deadline;
@@ -1016,6 +1028,48 @@ calls_get(struct front_req *r)
     argv[2] = "0";
     argv[3] = "-1";
     store_cmd_argv(r->app->store, 4, argv, NULL, lookup_on_events, l);
+}
+
+void
+calls_get(struct front_req *r)
+{
+    const char *id = r->path + strlen("/v1/calls/");
+    struct evkeyvalq q;
+    struct evkeyval *kv;
+    json_t *errors = json_array();
+    int refresh = 0;
+
+    if (!calls_id_ok(id, strlen(id))) {
+        json_decref(errors);
+        front_problem(r, 404, "not-found", "no call with this id", NULL);
+        return;
+    }
+    TAILQ_INIT(&q);
+    if (r->query != NULL && evhttp_parse_query_str(r->query, &q) != 0) {
+        problem_add_error(errors, "query", "is not a valid query string");
+    }
+    TAILQ_FOREACH(kv, &q, next) {
+        if (strcmp(kv->key, "refresh") != 0) {
+            problem_add_error(errors, kv->key, "unknown query parameter");
+        } else if (strcmp(kv->value, "true") == 0) {
+            refresh = 1;
+        } else if (strcmp(kv->value, "false") != 0) {
+            problem_add_error(errors, "refresh", "must be true or false");
+        }
+    }
+    evhttp_clear_headers(&q);
+    if (json_array_size(errors) > 0) {
+        front_problem(r, 400, "validation", "the query has invalid parameters; see errors",
+                      errors);
+        return;
+    }
+    json_decref(errors);
+    util_strlcpy(r->log_call_id, id, sizeof(r->log_call_id));
+    if (refresh) {
+        callctl_refresh(r, id);
+    } else {
+        calls_reply_call(r, id, NULL);
+    }
 }
 
 /* ---- GET /v1/calls ------------------------------------------------------- */

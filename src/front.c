@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "app.h"
+#include "callctl.h"
 #include "calls.h"
 #include "cglog.h"
 #include "conf.h"
@@ -87,6 +88,8 @@ static const struct front_route front_routes[] = {
     {EVHTTP_REQ_GET, "/v1/calls/*", "GET /v1/calls/{id}", 1, 0, calls_get},
     {EVHTTP_REQ_GET, "/v1/calls/*/recording", "GET /v1/calls/{id}/recording", 1, 0,
      recording_get},
+    {EVHTTP_REQ_POST, "/v1/calls/*/participants", "POST /v1/calls/{id}/participants", 1, 0,
+     callctl_add_participant},
     {EVHTTP_REQ_POST, "/v1/webhooks/*/*", "POST /v1/webhooks/{vendor}/{token}", 0, 1,
      webhook_receive},
     {EVHTTP_REQ_GET, "/v1/webhooks/*/*", "GET /v1/webhooks/{vendor}/{token}", 0, 1,

@@ -32,6 +32,7 @@ static const struct {
     {"timeout", "Request took too long"},
     {"shutting-down", "Gateway is shutting down"},
     {"overloaded", "Too many connections"},
+    {"call-not-active", "The call is not live"},
     {"internal", "Internal error"},
 };
 

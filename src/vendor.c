@@ -12,9 +12,11 @@
 #include "vendor.h"
 
 extern const struct vendor_ops vendor_clouddialer_ops;
+extern const struct vendor_ops vendor_getdesk_ops;
 
 static const struct vendor_ops *const vendor_registry[] = {
     &vendor_clouddialer_ops,
+    &vendor_getdesk_ops,
 };
 
 const char *const vendor_outcome_text[VENDOR_OUTCOME_MAX] = {

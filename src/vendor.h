@@ -124,6 +124,26 @@ struct vendor_ops {
                          size_t errlen);
 
     /*
+     * Live status (VENDOR_CAP_STATUS; NULL otherwise): ask the vendor about
+     * one call; parse_status fills a neutral update as parse_webhook does.
+     */
+    int (*build_status)(const struct vendor_ctx *ctx, const char *vendor_call_id,
+                        struct vendor_http *out, char *err, size_t errlen);
+    int (*parse_status)(const struct vendor_ctx *ctx, long http_status, const char *body,
+                        size_t len, struct vendor_update *out, char *err, size_t errlen);
+
+    /*
+     * Participants (VENDOR_CAP_PARTICIPANTS; NULL otherwise): dial one more
+     * number into a live call. parse_participant reports the outcome like a
+     * placement, with the vendor's leg id in vendor_call_id.
+     */
+    int (*build_participant)(const struct vendor_ctx *ctx, const char *vendor_call_id,
+                             const char *number, int max_ring_seconds, struct vendor_http *out,
+                             char *err, size_t errlen);
+    void (*parse_participant)(const struct vendor_ctx *ctx, long http_status, const char *body,
+                              size_t len, struct vendor_placed *out);
+
+    /*
      * Call history (VENDOR_CAP_HISTORY; NULL otherwise). build_history makes
      * the request for one page of calls of q->numbers[0]; parse_history
      * appends neutral rows to rows (a JSON array; the row shape is API.md's

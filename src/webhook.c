@@ -4,6 +4,11 @@
  * or the orphan stream for a call we do not know) and only then does the
  * vendor get its 2xx. Redis unreachable -> 503, so the vendor retries.
  * A wrong vendor or token answers 404, exactly like an unknown path.
+ *
+ * webhook_apply() is that store-and-apply step on its own, shared with the
+ * live status refresh (GET /v1/calls/{id}?refresh=true): whatever callgate
+ * learns about a call goes the same way, and a change is relayed to the
+ * tenant.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -28,39 +33,23 @@
 
 #define WEBHOOK_DEDUPE_TTL_S (7 * 86400)
 
-struct inbound {
-    struct front_req *r;            /* NULL once answered */
+/* One update on its way into Redis. */
+struct applying {
     struct app *app;
-    struct conf *conf;              /* reference */
+    struct conf *conf;              /* reference: the tenant lives in it */
     const struct conf_tenant *tenant;
-    struct vendor_update upd;
+    struct vendor_update upd;       /* owned (legs included) */
     char vendor[32];
+    char source[16];
     char request_id[80];
+    webhook_apply_cb cb;
+    void *arg;
 };
 
 static void
-inbound_free(struct inbound *in)
+applying_on_stored(enum store_result res, const struct redisReply *reply, void *arg)
 {
-    vendor_update_clear(&in->upd);
-    conf_unref(in->conf);
-    free(in);
-}
-
-static void
-inbound_on_deadline(struct front_req *r)
-{
-    struct inbound *in = r->ctx;
-
-    in->r = NULL;
-    front_problem_ex(r, 503, "store-unavailable", "the event store did not answer in time",
-                     NULL, NULL, (const char *const[]){"Retry-After", "5", NULL});
-}
-
-static void
-inbound_on_stored(enum store_result res, const struct redisReply *reply, void *arg)
-{
-    struct inbound *in = arg;
-    struct front_req *r = in->r;
+    struct applying *a = arg;
     const char *verdict = NULL;
     json_t *fields = NULL;
 
@@ -72,29 +61,20 @@ inbound_on_stored(enum store_result res, const struct redisReply *reply, void *a
         strcmp(reply->element[1]->str, "1") == 0) {
         fields = callrec_fields_from_reply(reply->element[2], 0);
     }
-    cglog_info("webhook_stored", "{s:s, s:s, s:s, s:s, s:s, s:s}", "request_id", in->request_id,
-               "vendor", in->vendor, "tenant",
-               in->tenant->id, "call_id", in->upd.call_id, "vendor_status", in->upd.vendor_status,
-               "result", verdict != NULL ? verdict : store_result_text[res]);
-    if (r != NULL) {
-        r->on_deadline = NULL;
-        if (verdict == NULL) {
-            front_problem_ex(r, 503, "store-unavailable",
-                             "the event could not be stored; retry later", NULL, NULL,
-                             (const char *const[]){"Retry-After", "5", NULL});
-        } else {
-            front_reply_json(r, strcmp(verdict, "orphan") == 0 ? 202 : 200,
-                             json_pack("{s:s}", "status",
-                                       strcmp(verdict, "dup") == 0 ? "duplicate" : "stored"),
-                             NULL);
-        }
+    cglog_info("update_stored", "{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "request_id",
+               a->request_id, "source", a->source, "vendor", a->vendor, "tenant", a->tenant->id,
+               "call_id", a->upd.call_id, "vendor_status", a->upd.vendor_status, "result",
+               verdict != NULL ? verdict : store_result_text[res]);
+    if (a->cb != NULL) {
+        a->cb(verdict, a->arg);
     }
     if (fields != NULL) {
-        relay_call_event(in->app->relay, in->tenant, fields,
-                         call_status_event_type(in->upd.status));
+        relay_call_event(a->app->relay, a->tenant, fields, call_status_event_type(a->upd.status));
         json_decref(fields);
     }
-    inbound_free(in);
+    vendor_update_clear(&a->upd);
+    conf_unref(a->conf);
+    free(a);
 }
 
 static int
@@ -152,21 +132,124 @@ webhook_pairs(const struct vendor_update *u, const char **args, char bufs[][UTIL
     return n;
 }
 
+int
+webhook_apply(struct app *app, struct conf *conf, const struct conf_tenant *tenant,
+              const char *vendor, struct vendor_update *upd, const char *source,
+              const char *request_id, webhook_apply_cb cb, void *arg)
+{
+    char keys[4][320], rank[8], nowms[24], times[4][UTIL_TIME_LEN], ttl[16];
+    char *event_text, *legs = NULL, now[UTIL_TIME_LEN];
+    struct applying *a = calloc(1, sizeof(*a));
+    const char *args[40];
+    size_t argslen[40];
+    json_t *event;
+    int n = 0, i;
+
+    if (a == NULL) {
+        vendor_update_clear(upd);
+        return -1;
+    }
+    a->app = app;
+    a->conf = conf_ref(conf);
+    a->tenant = tenant;
+    a->upd = *upd;           /* takes the legs over */
+    upd->legs = NULL;
+    a->cb = cb;
+    a->arg = arg;
+    util_strlcpy(a->vendor, vendor, sizeof(a->vendor));
+    util_strlcpy(a->source, source, sizeof(a->source));
+    util_strlcpy(a->request_id, request_id, sizeof(a->request_id));
+    if (!webhook_id_ok(a->upd.call_id)) {
+        a->upd.call_id[0] = '\0';
+    }
+    util_rfc3339(util_now_ms(), now, sizeof(now));
+    event = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "at", now, "source", source, "vendor",
+                      vendor, "call_id", a->upd.call_id, "status",
+                      call_status_text[a->upd.status], "vendor_status", a->upd.vendor_status);
+    event_text = event != NULL ? json_dumps(event, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(event);
+    if (event_text == NULL) {
+        vendor_update_clear(&a->upd);
+        conf_unref(a->conf);
+        free(a);
+        return -1;
+    }
+    app_key(app, keys[0], sizeof(keys[0]), "call:%s", a->upd.call_id[0] ? a->upd.call_id : "-");
+    app_key(app, keys[1], sizeof(keys[1]), "call:%s:events",
+            a->upd.call_id[0] ? a->upd.call_id : "-");
+    app_key(app, keys[2], sizeof(keys[2]), "dedupe:%s:%s", vendor, a->upd.dedupe_key);
+    app_key(app, keys[3], sizeof(keys[3]), "orphans");
+    snprintf(ttl, sizeof(ttl), "%d", WEBHOOK_DEDUPE_TTL_S);
+    snprintf(rank, sizeof(rank), "%d", call_status_rank(a->upd.status));
+    snprintf(nowms, sizeof(nowms), "%lld", (long long)util_now_ms());
+    for (i = 0; i < 4; i++) {
+        args[n++] = keys[i];
+    }
+    args[n++] = ttl;
+    args[n++] = tenant->id;
+    args[n++] = call_status_text[a->upd.status];
+    args[n++] = rank;
+    args[n++] = event_text;
+    args[n++] = nowms;
+    n = webhook_pairs(&a->upd, args, times, &legs, n);
+    for (i = 0; i < n; i++) {
+        argslen[i] = strlen(args[i]);
+    }
+    store_eval(app->store, app->lua_event, 4, n, args, argslen, applying_on_stored, a);
+    free(event_text);
+    free(legs);
+    return 0;
+}
+
+/* ---- the webhook endpoint ------------------------------------------------ */
+
+struct inbound {
+    struct front_req *r; /* NULL once answered */
+};
+
+static void
+inbound_on_deadline(struct front_req *r)
+{
+    struct inbound *in = r->ctx;
+
+    in->r = NULL;
+    front_problem_ex(r, 503, "store-unavailable", "the event store did not answer in time",
+                     NULL, NULL, (const char *const[]){"Retry-After", "5", NULL});
+}
+
+static void
+inbound_on_applied(const char *verdict, void *arg)
+{
+    struct inbound *in = arg;
+    struct front_req *r = in->r;
+
+    free(in);
+    if (r == NULL) {
+        return;
+    }
+    r->on_deadline = NULL;
+    if (verdict == NULL) {
+        front_problem_ex(r, 503, "store-unavailable", "the event could not be stored; retry later",
+                         NULL, NULL, (const char *const[]){"Retry-After", "5", NULL});
+    } else {
+        front_reply_json(r, strcmp(verdict, "orphan") == 0 ? 202 : 200,
+                         json_pack("{s:s}", "status",
+                                   strcmp(verdict, "dup") == 0 ? "duplicate" : "stored"),
+                         NULL);
+    }
+}
+
 void
 webhook_receive(struct front_req *r)
 {
     const char *rest = r->path + strlen("/v1/webhooks/");
     const char *slash = strchr(rest, '/');
-    char vendor[32], keys[4][320], rank[8], nowms[24], times[4][UTIL_TIME_LEN], ttl[16];
-    char err[256], *event_text, *legs = NULL, now[UTIL_TIME_LEN];
+    char vendor[32], err[256];
     const struct vendor_ops *ops;
     const struct conf_vendor *cv;
-    const char *args[40];
-    size_t argslen[40];
+    struct vendor_update upd;
     struct vendor_ctx ctx;
     struct inbound *in;
-    json_t *event;
-    int n = 0, i;
 
     if (slash == NULL || (size_t)(slash - rest) >= sizeof(vendor)) {
         front_problem(r, 404, "not-found", "no such endpoint", NULL);
@@ -184,70 +267,34 @@ webhook_receive(struct front_req *r)
         return;
     }
     util_strlcpy(r->log_vendor, vendor, sizeof(r->log_vendor));
+    vendor_update_init(&upd);
+    vendor_ctx_init(&ctx, cv, conf_tenant_vendor(r->tenant, vendor));
+    if (ops->parse_webhook(&ctx, evhttp_request_get_command(r->ev) == EVHTTP_REQ_GET ? "GET"
+                                                                                     : "POST",
+                           r->query, r->body, r->body_len, &upd, err, sizeof(err)) != 0) {
+        json_t *errors = json_array();
+        vendor_update_clear(&upd);
+        problem_add_error(errors, "body", err);
+        cglog_warn("webhook_rejected", "{s:s, s:s, s:s, s:s, s:i}", "request_id", r->request_id,
+                   "vendor", vendor, "tenant", r->tenant->id, "reason", err, "bytes",
+                   (int)r->body_len);
+        front_problem(r, 400, "validation", "the webhook payload is not usable", errors);
+        return;
+    }
     in = calloc(1, sizeof(*in));
     if (in == NULL) {
+        vendor_update_clear(&upd);
         front_problem(r, 500, "internal", "out of memory", NULL);
         return;
     }
     in->r = r;
-    in->app = r->app;
-    in->conf = conf_ref(r->conf);
-    in->tenant = r->tenant;
-    util_strlcpy(in->vendor, vendor, sizeof(in->vendor));
-    util_strlcpy(in->request_id, r->request_id, sizeof(in->request_id));
-    vendor_update_init(&in->upd);
-    vendor_ctx_init(&ctx, cv, conf_tenant_vendor(r->tenant, vendor));
-    if (ops->parse_webhook(&ctx, evhttp_request_get_command(r->ev) == EVHTTP_REQ_GET ? "GET"
-                                                                                     : "POST",
-                           r->query, r->body, r->body_len, &in->upd, err, sizeof(err)) != 0) {
-        json_t *errors = json_array();
-        problem_add_error(errors, "body", err);
-        cglog_warn("webhook_rejected", "{s:s, s:s, s:s, s:i}", "vendor", vendor, "tenant",
-                   r->tenant->id, "reason", err, "bytes", (int)r->body_len);
-        front_problem(r, 400, "validation", "the webhook payload is not usable", errors);
-        inbound_free(in);
-        return;
-    }
-    if (!webhook_id_ok(in->upd.call_id)) {
-        in->upd.call_id[0] = '\0';
-    }
-    util_strlcpy(r->log_call_id, in->upd.call_id, sizeof(r->log_call_id));
-    util_rfc3339(util_now_ms(), now, sizeof(now));
-    event = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "at", now, "source", "webhook",
-                      "vendor", vendor, "call_id", in->upd.call_id, "status",
-                      call_status_text[in->upd.status], "vendor_status", in->upd.vendor_status);
-    event_text = event != NULL ? json_dumps(event, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(event);
-    if (event_text == NULL) {
-        front_problem(r, 500, "internal", "out of memory", NULL);
-        inbound_free(in);
-        return;
-    }
-    app_key(r->app, keys[0], sizeof(keys[0]), "call:%s",
-            in->upd.call_id[0] ? in->upd.call_id : "-");
-    app_key(r->app, keys[1], sizeof(keys[1]), "call:%s:events",
-            in->upd.call_id[0] ? in->upd.call_id : "-");
-    app_key(r->app, keys[2], sizeof(keys[2]), "dedupe:%s:%s", vendor, in->upd.dedupe_key);
-    app_key(r->app, keys[3], sizeof(keys[3]), "orphans");
-    snprintf(ttl, sizeof(ttl), "%d", WEBHOOK_DEDUPE_TTL_S);
-    snprintf(rank, sizeof(rank), "%d", call_status_rank(in->upd.status));
-    snprintf(nowms, sizeof(nowms), "%lld", (long long)util_now_ms());
-    for (i = 0; i < 4; i++) {
-        args[n++] = keys[i];
-    }
-    args[n++] = ttl;
-    args[n++] = r->tenant->id;
-    args[n++] = call_status_text[in->upd.status];
-    args[n++] = rank;
-    args[n++] = event_text;
-    args[n++] = nowms;
-    n = webhook_pairs(&in->upd, args, times, &legs, n);
-    for (i = 0; i < n; i++) {
-        argslen[i] = strlen(args[i]);
-    }
     r->ctx = in;
     r->on_deadline = inbound_on_deadline;
-    store_eval(r->app->store, r->app->lua_event, 4, n, args, argslen, inbound_on_stored, in);
-    free(event_text);
-    free(legs);
+    util_strlcpy(r->log_call_id, upd.call_id, sizeof(r->log_call_id));
+    if (webhook_apply(r->app, r->conf, r->tenant, vendor, &upd, "webhook", r->request_id,
+                      inbound_on_applied, in) != 0) {
+        r->on_deadline = NULL;
+        free(in);
+        front_problem(r, 500, "internal", "out of memory", NULL);
+    }
 }

@@ -706,3 +706,182 @@ Test(api, concurrent_duplicates_across_two_replicas)
     i = proc_stop(&second, SIGTERM, 10000);
     cr_assert(WIFEXITED(i) && WEXITSTATUS(i) == 0, "the second replica exited %d", i);
 }
+
+/* ---- live calls: participants and status refresh -------------------------- */
+
+/* Place a call the simulator keeps live for 20 s; returns its id (static). */
+static const char *
+place_live_call(char *vendor_call_id, size_t vlen)
+{
+    static char id[64];
+    struct http_resp r;
+
+    cr_assert_eq(sim_post(&gw, "/_sim/config", "{\"call_ms\": 20000}"), 200);
+    cr_assert_eq(gw_post_call(&gw, GWTEST_ACME_KEY, NULL, CALL_BODY, &r), 0);
+    cr_assert_eq(r.status, 201, "%s", r.body);
+    snprintf(id, sizeof(id), "%s", jstr(r.json, "id"));
+    if (vendor_call_id != NULL) {
+        snprintf(vendor_call_id, vlen, "%s", jstr(r.json, "vendor_call_id"));
+    }
+    http_resp_free(&r);
+    return id;
+}
+
+static int
+post_participant(const char *key, const char *id, const char *body, struct http_resp *out)
+{
+    char url[256], auth[128];
+    const char *headers[] = {auth, "Content-Type: application/json", NULL};
+
+    snprintf(url, sizeof(url), "%s/v1/calls/%s/participants", gw.base, id);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
+    return http_do("POST", url, headers, body, strlen(body), 0, out);
+}
+
+Test(api, participant_joins_a_live_call)
+{
+    char vcid[128], path[256];
+    const char *id = place_live_call(vcid, sizeof(vcid));
+    struct http_resp r;
+    json_t *reqs, *sent;
+
+    gwtest_sleep_ms(200); /* the simulated call is answered */
+    cr_assert_eq(post_participant(GWTEST_ACME_KEY, id, "{\"number\": \"+91 98111 22233\"}", &r),
+                 0);
+    cr_assert_eq(r.status, 202, "%s", r.body);
+    cr_assert_str_eq(jstr(r.json, "status"), "dialing");
+    cr_assert_not_null(jstr(r.json, "leg_id"));
+    cr_assert_str_eq(jstr(r.json, "number"), "+919811122233");
+    http_resp_free(&r);
+    snprintf(path, sizeof(path), "/_sim/requests?method=POST&path=/calls/%s/participants", vcid);
+    reqs = sim_get_json(&gw, path);
+    cr_assert_eq(json_integer_value(json_object_get(reqs, "count")), 1);
+    sent = json_loads(jstr(json_array_get(json_object_get(reqs, "requests"), 0), "body"), 0,
+                      NULL);
+    cr_assert_str_eq(jstr(sent, "number"), "9811122233");
+    cr_assert_eq(json_integer_value(json_object_get(sent, "max_ring_time")), 30);
+    json_decref(sent);
+    json_decref(reqs);
+}
+
+Test(api, participant_bad_input_and_states)
+{
+    const char *id = place_live_call(NULL, 0);
+    struct http_resp r;
+    const char *bad[][2] = {{"{", "body"},
+                            {"[]", "body"},
+                            {"{}", "number"},
+                            {"{\"number\": 98111}", "number"},
+                            {"{\"number\": \"banana\"}", "number"},
+                            {"{\"number\": \"+919811122233\", \"max_ring_seconds\": 3}",
+                             "max_ring_seconds"},
+                            {"{\"number\": \"+919811122233\", \"extra\": 1}", "extra"}};
+    size_t i;
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cr_assert_eq(post_participant(GWTEST_ACME_KEY, id, bad[i][0], &r), 0);
+        assert_problem(&r, 400, "validation");
+        cr_assert_str_eq(jstr(json_array_get(json_object_get(r.json, "errors"), 0), "field"),
+                         bad[i][1], "%s -> %s", bad[i][0], r.body);
+        http_resp_free(&r);
+    }
+    cr_assert_eq(post_participant(GWTEST_ACME_KEY, "call_nope", "{\"number\": \"+919811122233\"}",
+                                  &r),
+                 0);
+    assert_problem(&r, 404, "not-found");
+    http_resp_free(&r);
+    cr_assert_eq(post_participant(GWTEST_GLOBEX_KEY, id, "{\"number\": \"+919811122233\"}", &r),
+                 0);
+    assert_problem(&r, 404, "not-found");
+    http_resp_free(&r);
+    /* CloudDialer dials only +91 numbers. */
+    cr_assert_eq(post_participant(GWTEST_ACME_KEY, id, "{\"number\": \"+14155550100\"}", &r), 0);
+    assert_problem(&r, 422, "unsupported-by-vendor");
+    http_resp_free(&r);
+    /* The vendor refuses, or hangs. */
+    cr_assert_eq(sim_post(&gw, "/_sim/faults",
+                          "{\"method\":\"POST\",\"path\":\"/calls/\",\"mode\":\"status\","
+                          "\"status\":400,\"body\":\"{\\\"status\\\":\\\"error\\\","
+                          "\\\"message\\\":\\\"Call is not active\\\"}\"}"),
+                 200);
+    cr_assert_eq(post_participant(GWTEST_ACME_KEY, id, "{\"number\": \"+919811122233\"}", &r), 0);
+    assert_problem(&r, 502, "vendor-rejected");
+    cr_assert_str_eq(jstr(r.json, "detail"), "Call is not active");
+    http_resp_free(&r);
+    cr_assert_eq(sim_post(&gw, "/_sim/faults",
+                          "{\"method\":\"POST\",\"path\":\"/calls/\",\"mode\":\"hang\"}"),
+                 200);
+    cr_assert_eq(post_participant(GWTEST_ACME_KEY, id, "{\"number\": \"+919811122233\"}", &r), 0);
+    assert_problem(&r, 504, "vendor-timeout");
+    http_resp_free(&r);
+}
+
+Test(api, participant_needs_a_live_call)
+{
+    struct http_resp r;
+    json_t *call;
+    const char *id;
+
+    /* With the default 300 ms simulated call, the result push ends it. */
+    cr_assert_eq(gw_post_call(&gw, GWTEST_ACME_KEY, NULL, CALL_BODY, &r), 0);
+    id = jstr(r.json, "id");
+    call = gw_wait_call_status(&gw, GWTEST_ACME_KEY, id, "completed", 5000);
+    json_decref(call);
+    {
+        struct http_resp p;
+        cr_assert_eq(post_participant(GWTEST_ACME_KEY, id, "{\"number\": \"+919811122233\"}", &p),
+                     0);
+        assert_problem(&p, 409, "call-not-active");
+        http_resp_free(&p);
+    }
+    http_resp_free(&r);
+}
+
+Test(api, refresh_asks_the_vendor_and_records_it)
+{
+    char vcid[128], path[160], hdr[32];
+    const char *id = place_live_call(vcid, sizeof(vcid));
+    struct http_resp r;
+    json_t *ev;
+    size_t n;
+
+    gwtest_sleep_ms(300); /* answered: ANSWER, no end_time yet */
+    snprintf(path, sizeof(path), "/v1/calls/%s?refresh=true", id);
+    cr_assert_eq(gw_get(&gw, GWTEST_ACME_KEY, path, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_assert_str_eq(http_header(&r, "Callgate-Refresh", hdr, sizeof(hdr)), "ok");
+    cr_assert_str_eq(jstr(r.json, "status"), "in_progress", "%s", r.body);
+    cr_assert_geq(json_array_size(json_object_get(r.json, "legs")), 2);
+    n = json_array_size(json_object_get(r.json, "events"));
+    ev = json_array_get(json_object_get(r.json, "events"), n - 1);
+    cr_assert_str_eq(jstr(ev, "source"), "poll");
+    http_resp_free(&r);
+    /* The same answer again is not a new event. */
+    cr_assert_eq(gw_get(&gw, GWTEST_ACME_KEY, path, &r), 0);
+    cr_assert_eq(json_array_size(json_object_get(r.json, "events")), n);
+    http_resp_free(&r);
+    /* The vendor fails: the stored record, flagged. */
+    cr_assert_eq(sim_post(&gw, "/_sim/faults",
+                          "{\"method\":\"GET\",\"path\":\"/calls/\",\"mode\":\"status\","
+                          "\"status\":500}"),
+                 200);
+    cr_assert_eq(gw_get(&gw, GWTEST_ACME_KEY, path, &r), 0);
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(http_header(&r, "Callgate-Refresh", hdr, sizeof(hdr)), "failed");
+    cr_assert_str_eq(jstr(r.json, "status"), "in_progress");
+    http_resp_free(&r);
+    /* Bad parameters. */
+    snprintf(path, sizeof(path), "/v1/calls/%s?refresh=maybe", id);
+    cr_assert_eq(gw_get(&gw, GWTEST_ACME_KEY, path, &r), 0);
+    assert_problem(&r, 400, "validation");
+    http_resp_free(&r);
+    snprintf(path, sizeof(path), "/v1/calls/%s?verbose=1", id);
+    cr_assert_eq(gw_get(&gw, GWTEST_ACME_KEY, path, &r), 0);
+    assert_problem(&r, 400, "validation");
+    http_resp_free(&r);
+    /* Another tenant: 404, refresh or not. */
+    snprintf(path, sizeof(path), "/v1/calls/%s?refresh=true", id);
+    cr_assert_eq(gw_get(&gw, GWTEST_GLOBEX_KEY, path, &r), 0);
+    assert_problem(&r, 404, "not-found");
+    http_resp_free(&r);
+}

@@ -428,7 +428,7 @@ Test(webhook, logs_hold_no_secrets_or_numbers)
     (void)getdelim(&log, &len, '\0', f);
     fclose(f);
     cr_assert_not_null(log);
-    cr_assert(strstr(log, "\"event\":\"webhook_stored\"") != NULL);
+    cr_assert(strstr(log, "\"event\":\"update_stored\"") != NULL);
     for (i = 0; canaries[i] != NULL; i++) {
         cr_assert_null(strstr(log, canaries[i]), "the log holds \"%s\"", canaries[i]);
     }

@@ -1493,6 +1493,7 @@ main_usage(FILE *to)
 {
     fprintf(to, "usage: vendorsim [--listen HOST:PORT] [--port-file FILE]\n"
                 "                 [--clouddialer-key KEY] [--push-url URL]\n"
+                "                 [--getdesk-token TOKEN]\n"
                 "                 [--call-ms N] [--ring-ms N]\n"
                 "                 [--outcome ANSWER|NO_ANSWER|BUSY|FAILED|CANCELED] [--quiet]\n");
 }
@@ -1557,12 +1558,14 @@ main_parse_ms(const char *s, int *out)
 static int
 main_parse_args(int argc, char **argv)
 {
-    enum { O_LISTEN = 1, O_PORT_FILE, O_KEY, O_PUSH, O_CALL, O_RING, O_OUTCOME, O_QUIET, O_HELP };
+    enum { O_LISTEN = 1, O_PORT_FILE, O_KEY, O_PUSH, O_CALL, O_RING, O_OUTCOME, O_QUIET, O_HELP,
+           O_GD_TOKEN };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
         {"port-file", required_argument, NULL, O_PORT_FILE},
         {"clouddialer-key", required_argument, NULL, O_KEY},
         {"push-url", required_argument, NULL, O_PUSH},
+        {"getdesk-token", required_argument, NULL, O_GD_TOKEN},
         {"call-ms", required_argument, NULL, O_CALL},
         {"ring-ms", required_argument, NULL, O_RING},
         {"outcome", required_argument, NULL, O_OUTCOME},
@@ -1591,6 +1594,14 @@ main_parse_args(int argc, char **argv)
             }
             free(sim_cfg.cd_key);
             sim_cfg.cd_key = sim_strdup(optarg);
+            break;
+        case O_GD_TOKEN:
+            if (*optarg == '\0') {
+                fprintf(stderr, "vendorsim: --getdesk-token must not be empty\n");
+                return -1;
+            }
+            free(sim_cfg.gd_token);
+            sim_cfg.gd_token = sim_strdup(optarg);
             break;
         case O_PUSH:
             if (!sim_url_valid(optarg)) {
@@ -1719,7 +1730,8 @@ main_cleanup(void)
     free(sim_cfg.port_file);
     free(sim_cfg.cd_key);
     free(sim_cfg.cd_push_url);
-    sim_cfg.port_file = sim_cfg.cd_key = sim_cfg.cd_push_url = NULL;
+    free(sim_cfg.gd_token);
+    sim_cfg.port_file = sim_cfg.cd_key = sim_cfg.cd_push_url = sim_cfg.gd_token = NULL;
 }
 
 int
@@ -1735,6 +1747,7 @@ main(int argc, char **argv)
     snprintf(sim_cfg.listen_host, sizeof(sim_cfg.listen_host), "127.0.0.1");
     sim_cfg.listen_port = 0;
     sim_cfg.cd_key = sim_strdup("cd-test-key");
+    sim_cfg.gd_token = sim_strdup("gd-test-token");
     sim_cfg.call_ms = 300;
     sim_cfg.ring_ms = 100;
     snprintf(sim_cfg.outcome, sizeof(sim_cfg.outcome), "ANSWER");
@@ -1772,6 +1785,7 @@ main(int argc, char **argv)
     faults_init();
     sink_init();
     clouddialer_init();
+    getdesk_init();
 
     bound = evhttp_bind_socket_with_handle(main_http, sim_cfg.listen_host,
                                            (unsigned short)sim_cfg.listen_port);

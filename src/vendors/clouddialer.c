@@ -25,6 +25,7 @@
  *   (as the status API shows mid-call) maps to in_progress.
  * - duration may arrive as a number or a numeric string; both are accepted.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,13 +38,51 @@
 #include "util.h"
 #include "vendor.h"
 
+/* Bearer and JSON headers for a request to CloudDialer, then the request. */
+static int
+clouddialer_request(const struct vendor_ctx *ctx, const char *method, const char *url,
+                    char *body, struct vendor_http *out, char *err, size_t errlen)
+{
+    char auth[600];
+    const char *headers[4];
+
+    if (ctx->api_key == NULL) {
+        free(body);
+        snprintf(err, errlen, "no CloudDialer API key configured");
+        return -1;
+    }
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", ctx->api_key);
+    headers[0] = auth;
+    headers[1] = "Accept: application/json";
+    headers[2] = body != NULL ? "Content-Type: application/json" : NULL;
+    headers[3] = NULL;
+    if (vendor_http_set(out, method, url, body, headers) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* A vendor id is put in a path: letters, digits and "-_." only. */
+static int
+clouddialer_id_ok(const char *id)
+{
+    size_t i, n = strlen(id);
+
+    for (i = 0; i < n; i++) {
+        if (!isalnum((unsigned char)id[i]) && strchr("-_.", id[i]) == NULL) {
+            return 0;
+        }
+    }
+    return n > 0 && n < 128;
+}
+
 static int
 clouddialer_build_place(const struct vendor_ctx *ctx, const struct vendor_call *call,
                         struct vendor_http *out, char *err, size_t errlen)
 {
-    char to[PHONE_E164_MAX], url[1024], auth[600];
+    char to[PHONE_E164_MAX], url[1024];
     const char *from = call->from != NULL ? call->from : ctx->from_number;
-    const char *headers[4];
     json_t *body;
     char *text;
 
@@ -59,10 +98,6 @@ clouddialer_build_place(const struct vendor_ctx *ctx, const struct vendor_call *
         snprintf(err, errlen, "CloudDialer needs an agent");
         return -1;
     }
-    if (ctx->api_key == NULL) {
-        snprintf(err, errlen, "no CloudDialer API key configured");
-        return -1;
-    }
     body = json_pack("{s:s, s:s, s:s, s:s, s:b, s:i}", "from_number", from[0] == '+' ? from + 1 : from,
                      "to_number", to, "uuid", call->call_id, "crm_username", call->agent,
                      "recording", call->record, "max_ring_time", call->max_ring_seconds);
@@ -73,16 +108,7 @@ clouddialer_build_place(const struct vendor_ctx *ctx, const struct vendor_call *
         return -1;
     }
     snprintf(url, sizeof(url), "%s/calls", ctx->base_url);
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", ctx->api_key);
-    headers[0] = auth;
-    headers[1] = "Content-Type: application/json";
-    headers[2] = "Accept: application/json";
-    headers[3] = NULL;
-    if (vendor_http_set(out, "POST", url, text, headers) != 0) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    return 0;
+    return clouddialer_request(ctx, "POST", url, text, out, err, errlen);
 }
 
 /* The vendor's "message" (or "error") text, if the body is JSON and has one. */
@@ -99,13 +125,19 @@ clouddialer_message(json_t *root, char *out, size_t outlen)
     }
 }
 
+/*
+ * What an answer means: 2xx with "status":"success" and an id under id_key
+ * is accepted; an unreadable 2xx is ambiguous (the vendor may have acted);
+ * 429/502/503 are documented "not queued"; other 4xx are refusals; the rest
+ * (500, 504, ...) are ambiguous.
+ */
 static void
-clouddialer_parse_place(const struct vendor_ctx *ctx, long http_status, const char *body,
-                        size_t len, struct vendor_placed *out)
+clouddialer_outcome(long http_status, const char *body, size_t len, const char *id_key,
+                    struct vendor_placed *out)
 {
     json_t *root = json_loadb(body, len, 0, NULL);
     json_t *st = root != NULL ? json_object_get(root, "status") : NULL;
-    json_t *id = root != NULL ? json_object_get(root, "call_id") : NULL;
+    json_t *id = root != NULL ? json_object_get(root, id_key) : NULL;
 
     memset(out, 0, sizeof(*out));
     clouddialer_message(root, out->detail, sizeof(out->detail));
@@ -121,7 +153,6 @@ clouddialer_parse_place(const struct vendor_ctx *ctx, long http_status, const ch
                          (long long)json_integer_value(id));
             }
         } else {
-            /* A 2xx we cannot read: the vendor may well have queued the call. */
             out->outcome = VENDOR_AMBIGUOUS;
             if (out->detail[0] == '\0') {
                 snprintf(out->detail, sizeof(out->detail), "unreadable 2xx answer");
@@ -138,6 +169,62 @@ clouddialer_parse_place(const struct vendor_ctx *ctx, long http_status, const ch
         snprintf(out->detail, sizeof(out->detail), "HTTP %ld", http_status);
     }
     json_decref(root);
+}
+
+static void
+clouddialer_parse_place(const struct vendor_ctx *ctx, long http_status, const char *body,
+                        size_t len, struct vendor_placed *out)
+{
+    clouddialer_outcome(http_status, body, len, "call_id", out);
+}
+
+static void
+clouddialer_parse_participant(const struct vendor_ctx *ctx, long http_status, const char *body,
+                              size_t len, struct vendor_placed *out)
+{
+    clouddialer_outcome(http_status, body, len, "leg_id", out);
+}
+
+static int
+clouddialer_build_status(const struct vendor_ctx *ctx, const char *vendor_call_id,
+                         struct vendor_http *out, char *err, size_t errlen)
+{
+    char url[1024];
+
+    if (!clouddialer_id_ok(vendor_call_id)) {
+        snprintf(err, errlen, "unusable CloudDialer call id");
+        return -1;
+    }
+    snprintf(url, sizeof(url), "%s/calls/%s", ctx->base_url, vendor_call_id);
+    return clouddialer_request(ctx, "GET", url, NULL, out, err, errlen);
+}
+
+static int
+clouddialer_build_participant(const struct vendor_ctx *ctx, const char *vendor_call_id,
+                              const char *number, int max_ring_seconds, struct vendor_http *out,
+                              char *err, size_t errlen)
+{
+    char national[PHONE_E164_MAX], url[1024];
+    json_t *body;
+    char *text;
+
+    if (!clouddialer_id_ok(vendor_call_id)) {
+        snprintf(err, errlen, "unusable CloudDialer call id");
+        return -1;
+    }
+    if (phone_national(number, national, sizeof(national)) != 91) {
+        snprintf(err, errlen, "CloudDialer accepts only Indian (+91) numbers");
+        return -1;
+    }
+    body = json_pack("{s:s, s:i}", "number", national, "max_ring_time", max_ring_seconds);
+    text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (text == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    snprintf(url, sizeof(url), "%s/calls/%s/participants", ctx->base_url, vendor_call_id);
+    return clouddialer_request(ctx, "POST", url, text, out, err, errlen);
 }
 
 static const struct {
@@ -207,38 +294,26 @@ clouddialer_legs(json_t *legs)
     return out;
 }
 
+/*
+ * A call's state as CloudDialer reports it, in a push or from the status
+ * API, into a neutral update. status_key names the field with the call
+ * status ("status" in pushes, "call_status" in the status API).
+ */
 static int
-clouddialer_parse_webhook(const struct vendor_ctx *ctx, const char *method, const char *query,
-                          const char *body, size_t len, struct vendor_update *out, char *err,
-                          size_t errlen)
+clouddialer_parse_update(const struct vendor_ctx *ctx, json_t *root, const char *status_key,
+                         struct vendor_update *out, char *err, size_t errlen)
 {
-    json_error_t jerr;
-    json_t *root, *v;
+    json_t *v;
     const char *uuid, *status;
     size_t i;
     int found = 0;
 
-    if (strcmp(method, "POST") != 0) {
-        snprintf(err, errlen, "CloudDialer pushes results with POST");
-        return -1;
-    }
-    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (root == NULL || !json_is_object(root)) {
-        snprintf(err, errlen, "body is not a JSON object%s%s", root == NULL ? ": " : "",
-                 root == NULL ? jerr.text : "");
-        json_decref(root);
-        return -1;
-    }
     v = json_object_get(root, "uuid");
     uuid = json_is_string(v) ? json_string_value(v) : NULL;
-    v = json_object_get(root, "status");
-    if (!json_is_string(v)) {
-        v = json_object_get(root, "call_status");
-    }
+    v = json_object_get(root, status_key);
     status = json_is_string(v) ? json_string_value(v) : NULL;
     if (uuid == NULL || uuid[0] == '\0' || status == NULL) {
-        snprintf(err, errlen, "uuid and status are required strings");
-        json_decref(root);
+        snprintf(err, errlen, "uuid and %s are required strings", status_key);
         return -1;
     }
     util_strlcpy(out->call_id, uuid, sizeof(out->call_id));
@@ -251,7 +326,6 @@ clouddialer_parse_webhook(const struct vendor_ctx *ctx, const char *method, cons
     }
     if (!found) {
         snprintf(err, errlen, "unknown CloudDialer status \"%.32s\"", status);
-        json_decref(root);
         return -1;
     }
     v = json_object_get(root, "call_id");
@@ -264,7 +338,6 @@ clouddialer_parse_webhook(const struct vendor_ctx *ctx, const char *method, cons
     if (clouddialer_time(ctx, json_object_get(root, "start_time"), &out->started_at) != 0 ||
         clouddialer_time(ctx, json_object_get(root, "end_time"), &out->ended_at) != 0) {
         snprintf(err, errlen, "start_time/end_time are not ISO 8601 times");
-        json_decref(root);
         return -1;
     }
     if (out->status == CALL_COMPLETED) {
@@ -297,8 +370,66 @@ clouddialer_parse_webhook(const struct vendor_ctx *ctx, const char *method, cons
         out->legs = clouddialer_legs(v);
     }
     snprintf(out->dedupe_key, sizeof(out->dedupe_key), "%s:%s", uuid, status);
-    json_decref(root);
     return 0;
+}
+
+static int
+clouddialer_parse_webhook(const struct vendor_ctx *ctx, const char *method, const char *query,
+                          const char *body, size_t len, struct vendor_update *out, char *err,
+                          size_t errlen)
+{
+    json_error_t jerr;
+    json_t *root;
+    int rc;
+
+    if (strcmp(method, "POST") != 0) {
+        snprintf(err, errlen, "CloudDialer pushes results with POST");
+        return -1;
+    }
+    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL || !json_is_object(root)) {
+        snprintf(err, errlen, "body is not a JSON object%s%s", root == NULL ? ": " : "",
+                 root == NULL ? jerr.text : "");
+        json_decref(root);
+        return -1;
+    }
+    /* Pushes carry "status"; tolerate "call_status" as the status API names it. */
+    rc = clouddialer_parse_update(ctx, root,
+                                  json_is_string(json_object_get(root, "status")) ? "status"
+                                                                                 : "call_status",
+                                  out, err, errlen);
+    json_decref(root);
+    return rc;
+}
+
+static int
+clouddialer_parse_status(const struct vendor_ctx *ctx, long http_status, const char *body,
+                         size_t len, struct vendor_update *out, char *err, size_t errlen)
+{
+    json_t *root;
+    int rc;
+
+    if (http_status != 200) {
+        snprintf(err, errlen, http_status == 404 ? "CloudDialer does not know the call"
+                                                 : "CloudDialer answered HTTP %ld",
+                 http_status);
+        return -1;
+    }
+    root = json_loadb(body, len, 0, NULL);
+    if (root == NULL || !json_is_object(root)) {
+        snprintf(err, errlen, "the status answer is not a JSON object");
+        json_decref(root);
+        return -1;
+    }
+    rc = clouddialer_parse_update(ctx, root, "call_status", out, err, errlen);
+    if (rc == 0) {
+        /* A poll repeats: key it on what it says, so unchanged answers dedupe. */
+        snprintf(out->dedupe_key, sizeof(out->dedupe_key), "poll:%s:%s:%lld:%zu", out->call_id,
+                 out->vendor_status, (long long)out->ended_at,
+                 out->legs != NULL ? json_array_size(out->legs) : (size_t)0);
+    }
+    json_decref(root);
+    return rc;
 }
 
 const struct vendor_ops vendor_clouddialer_ops = {
@@ -308,4 +439,8 @@ const struct vendor_ops vendor_clouddialer_ops = {
     .build_place = clouddialer_build_place,
     .parse_place = clouddialer_parse_place,
     .parse_webhook = clouddialer_parse_webhook,
+    .build_status = clouddialer_build_status,
+    .parse_status = clouddialer_parse_status,
+    .build_participant = clouddialer_build_participant,
+    .parse_participant = clouddialer_parse_participant,
 };
