@@ -26,6 +26,7 @@
 #include "conf.h"
 #include "crypto.h"
 #include "front.h"
+#include "history.h"
 #include "problem.h"
 #include "recording.h"
 #include "routes.h"
@@ -90,6 +91,8 @@ static const struct front_route front_routes[] = {
      recording_get},
     {EVHTTP_REQ_POST, "/v1/calls/*/participants", "POST /v1/calls/{id}/participants", 1, 0,
      callctl_add_participant},
+    {EVHTTP_REQ_GET, "/v1/call-logs", "GET /v1/call-logs", 1, 0, history_logs},
+    {EVHTTP_REQ_GET, "/v1/call-logs/counts", "GET /v1/call-logs/counts", 1, 0, history_counts},
     {EVHTTP_REQ_POST, "/v1/webhooks/*/*", "POST /v1/webhooks/{vendor}/{token}", 0, 1,
      webhook_receive},
     {EVHTTP_REQ_GET, "/v1/webhooks/*/*", "GET /v1/webhooks/{vendor}/{token}", 0, 1,

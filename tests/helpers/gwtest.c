@@ -89,6 +89,15 @@ gwtest_write_conf(struct gwtest *t)
     cr_assert_not_null(conf, "cannot build the test configuration");
     json_object_set_new(json_object_get(json_object_get(conf, "vendors"), "clouddialer"),
                         "recording_timeout_ms", json_integer(3000));
+    /* acme also keeps call history at Getdesk (played by the simulator). */
+    json_object_set_new(json_object_get(conf, "vendors"), "getdesk",
+                        json_pack("{s:s, s:s, s:i, s:i}", "base_url", vendor_url, "time_zone",
+                                  "Asia/Kathmandu", "connect_timeout_ms",
+                                  (int)(o->vendor_timeout_ms < 1000 ? o->vendor_timeout_ms : 1000),
+                                  "timeout_ms", (int)o->vendor_timeout_ms));
+    json_array_append_new(
+        json_object_get(json_array_get(json_object_get(conf, "tenants"), 0), "vendors"),
+        json_pack("{s:s, s:s}", "vendor", "getdesk", "api_key", GWTEST_GETDESK_TOKEN));
     if (o->header_timeout_ms > 0) {
         json_object_set_new(json_object_get(conf, "limits"), "header_timeout_ms",
                             json_integer(o->header_timeout_ms));

@@ -6,7 +6,7 @@
  *
  * Two tenants are configured:
  *   acme   (IN) key "test-acme-key",   CloudDialer webhook token GWTEST_ACME_TOKEN,
- *          events to the simulator's /_sink/acme
+ *          events to the simulator's /_sink/acme; call history at Getdesk
  *   globex (US) key "test-globex-key", token GWTEST_GLOBEX_TOKEN, /_sink/globex
  * Both sign events with GWTEST_SECRET.
  */
@@ -25,6 +25,7 @@
 #define GWTEST_ACME_TOKEN "acme-token-0123456789"
 #define GWTEST_GLOBEX_TOKEN "globex-token-0123456789"
 #define GWTEST_SECRET "whsec_Y2FsbGdhdGUtdGVzdC1zaWduaW5nLXNlY3JldC0zMmI="
+#define GWTEST_GETDESK_TOKEN "gd-test-token"
 
 struct gwtest_opts {
     long vendor_timeout_ms;     /* default 2000 */
