@@ -8,6 +8,7 @@
  *   calls:<tenant>         zset: call ids by creation time
  *   idem:<tenant>:<sha256> hash: idempotency state {state, fp, call_id, code, body}
  *   dedupe:<vendor>:<key>  string: a vendor webhook already stored
+ *   vcall:<vendor>:<id>    string: our call id for the vendor's own call id
  *   orphans                stream: webhooks for calls we do not know (kept, never dropped)
  *
  * The scripts keep the status rule (callrec.h) inside Redis, so a webhook and
@@ -118,10 +119,14 @@ const char callrec_lua_begin[] =
 
 /*
  * finish: record the placement's result and settle the idempotency key.
- * KEYS: call, [idem]. ARGV: mode ("store" keeps the answer for replay,
- * "release" frees the key because no vendor can have placed the call),
- * idem ttl s, code, body, call id, status, rank, field, value, ...
+ * KEYS: call, idem, vcall (the last two may be unused placeholders).
+ * ARGV: idem mode ("store" keeps the answer for replay, "release" frees the
+ * key because no vendor can have placed the call, "none"), idem ttl s,
+ * code, body, call id, status, rank, vcall ttl s ("0": no vendor call id to
+ * index), field, value, ...
  * The status follows the forward-only rule: a webhook may have moved it on.
+ * vcall maps the vendor's own call id to ours, for vendors whose webhooks
+ * do not echo our id.
  */
 const char callrec_lua_finish[] =
     "local cur = redis.call('HGET', KEYS[1], 'status')\n"
@@ -129,47 +134,55 @@ const char callrec_lua_finish[] =
     "if cur == false or cur == 'unknown' or tonumber(ARGV[7]) > rank then\n"
     "  redis.call('HSET', KEYS[1], 'status', ARGV[6], 'rank', ARGV[7])\n"
     "end\n"
-    "if #ARGV > 7 then redis.call('HSET', KEYS[1], unpack(ARGV, 8)) end\n"
-    "if #KEYS == 2 then\n"
-    "  if ARGV[1] == 'store' then\n"
-    "    redis.call('HSET', KEYS[2], 'state', 'done', 'code', ARGV[3], 'body', ARGV[4])\n"
-    "    redis.call('EXPIRE', KEYS[2], ARGV[2])\n"
-    "  elseif redis.call('HGET', KEYS[2], 'call_id') == ARGV[5] then\n"
-    "    redis.call('DEL', KEYS[2])\n"
-    "  end\n"
+    "if #ARGV > 8 then redis.call('HSET', KEYS[1], unpack(ARGV, 9)) end\n"
+    "if ARGV[1] == 'store' then\n"
+    "  redis.call('HSET', KEYS[2], 'state', 'done', 'code', ARGV[3], 'body', ARGV[4])\n"
+    "  redis.call('EXPIRE', KEYS[2], ARGV[2])\n"
+    "elseif ARGV[1] == 'release' and redis.call('HGET', KEYS[2], 'call_id') == ARGV[5] then\n"
+    "  redis.call('DEL', KEYS[2])\n"
     "end\n"
+    "if ARGV[8] ~= '0' then redis.call('SET', KEYS[3], ARGV[5], 'EX', ARGV[8]) end\n"
     "return redis.call('HGET', KEYS[1], 'status')\n";
 
 /*
  * event: store a vendor event durably and apply it to its call.
- * KEYS: call, call events, dedupe, orphans. ARGV: dedupe ttl s, tenant,
- * status, rank, event JSON object, now ms, field, value, ...
+ * KEYS: call, call events, dedupe, orphans, vcall. ARGV: dedupe ttl s,
+ * tenant, status, rank, event JSON object, now ms, call key prefix, field,
+ * value, ...
+ * When the call key does not exist (the vendor did not echo our id), the
+ * call is looked up through vcall (its own id -> ours) and its keys are
+ * built from the prefix.
  * Returns {"dup"} (already stored), {"orphan"} (no such call for this
  * tenant; kept in the orphan stream) or {"ok", applied, HGETALL of the call}.
  */
 const char callrec_lua_event[] =
     "if not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[1]) then return {'dup'} end\n"
-    "if redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[2] then\n"
+    "local ck, ek = KEYS[1], KEYS[2]\n"
+    "if redis.call('EXISTS', ck) == 0 then\n"
+    "  local id = redis.call('GET', KEYS[5])\n"
+    "  if id then ck = ARGV[7] .. id; ek = ARGV[7] .. id .. ':events' end\n"
+    "end\n"
+    "if redis.call('HGET', ck, 'tenant') ~= ARGV[2] then\n"
     "  redis.call('XADD', KEYS[4], 'MAXLEN', '~', '100000', '*', 'tenant', ARGV[2],\n"
     "             'event', ARGV[5])\n"
     "  return {'orphan'}\n"
     "end\n"
-    "local cur = redis.call('HGET', KEYS[1], 'status')\n"
-    "local rank = tonumber(redis.call('HGET', KEYS[1], 'rank') or '-1')\n"
+    "local cur = redis.call('HGET', ck, 'status')\n"
+    "local rank = tonumber(redis.call('HGET', ck, 'rank') or '-1')\n"
     "local applied = 0\n"
     "if cur == 'unknown' or tonumber(ARGV[4]) > rank then\n"
     "  applied = 1\n"
-    "  redis.call('HSET', KEYS[1], 'status', ARGV[3], 'rank', ARGV[4])\n"
+    "  redis.call('HSET', ck, 'status', ARGV[3], 'rank', ARGV[4])\n"
     "end\n"
-    "for i = 7, #ARGV, 2 do\n"
-    "  if applied == 1 then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])\n"
-    "  else redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end\n"
+    "for i = 8, #ARGV, 2 do\n"
+    "  if applied == 1 then redis.call('HSET', ck, ARGV[i], ARGV[i + 1])\n"
+    "  else redis.call('HSETNX', ck, ARGV[i], ARGV[i + 1]) end\n"
     "end\n"
-    "redis.call('HSET', KEYS[1], 'updated_at', ARGV[6])\n"
-    "redis.call('RPUSH', KEYS[2], '{\"applied\":' .. (applied == 1 and 'true' or 'false') ..\n"
+    "redis.call('HSET', ck, 'updated_at', ARGV[6])\n"
+    "redis.call('RPUSH', ek, '{\"applied\":' .. (applied == 1 and 'true' or 'false') ..\n"
     "           ',' .. string.sub(ARGV[5], 2))\n"
-    "redis.call('LTRIM', KEYS[2], -200, -1)\n"
-    "return {'ok', tostring(applied), redis.call('HGETALL', KEYS[1])}\n";
+    "redis.call('LTRIM', ek, -200, -1)\n"
+    "return {'ok', tostring(applied), redis.call('HGETALL', ck)}\n";
 
 /*
  * list: a tenant's calls, newest first, one page.

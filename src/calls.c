@@ -48,6 +48,7 @@
 #include "vendor.h"
 
 #define CALLS_MAX_CANDIDATES 16
+#define CALLS_VCALL_TTL_S (30 * 86400) /* how long a vendor's call id finds our call */
 
 struct place {
     struct front_req *r;          /* NULL once the client has been answered */
@@ -227,12 +228,22 @@ calls_validate(struct place *p, json_t *body, json_t *errors)
             problem_add_error(errors, "scheduled_at", "must be an RFC 3339 time with a zone");
         } else if (at <= util_now_ms()) {
             problem_add_error(errors, "scheduled_at", "must be in the future");
+        } else {
+            char norm[UTIL_TIME_LEN];
+            util_rfc3339(at, norm, sizeof(norm));
+            json_object_set_new(p->fields, "scheduled_at", json_string(norm));
         }
     } else if (strcmp(callrec_field(p->fields, "type"), "scheduled") == 0) {
         problem_add_error(errors, "scheduled_at", "is required for scheduled calls");
     }
-    calls_opt_string(body, "queue", 128, errors);
-    calls_opt_string(body, "ticket_id", 128, errors);
+    s = calls_opt_string(body, "queue", 128, errors);
+    if (s != NULL) {
+        json_object_set_new(p->fields, "queue", json_string(s));
+    }
+    s = calls_opt_string(body, "ticket_id", 128, errors);
+    if (s != NULL) {
+        json_object_set_new(p->fields, "ticket_id", json_string(s));
+    }
     v = json_object_get(body, "record");
     if (v != NULL && !json_is_boolean(v)) {
         problem_add_error(errors, "record", "must be true or false");
@@ -409,10 +420,10 @@ place_conclude(struct place *p, enum call_status status, int code, const char *s
                const char *detail)
 {
     char *attempts = json_dumps(p->attempts, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    char keys[2][320], ttl[32], codebuf[8], rank[8], now[UTIL_TIME_LEN];
+    char keys[3][320], ttl[32], codebuf[8], rank[8], now[UTIL_TIME_LEN], vttl[16];
     const char *args[24];
     size_t argslen[24], i;
-    const char *mode;
+    const char *mode, *vendor, *vcid;
     json_t *out;
     int n = 0, nk;
 
@@ -441,14 +452,25 @@ place_conclude(struct place *p, enum call_status status, int code, const char *s
     json_object_set_new(p->fields, "updated_at", json_string(now));
 
     app_key(p->app, keys[0], sizeof(keys[0]), "call:%s", p->call_id);
-    args[n++] = keys[0];
-    nk = 1;
     if (p->idem_key[0] != '\0') {
         util_strlcpy(keys[1], p->idem_key, sizeof(keys[1]));
-        args[n++] = keys[1];
-        nk = 2;
+    } else {
+        app_key(p->app, keys[1], sizeof(keys[1]), "idem:-");
     }
-    mode = p->contacted ? "store" : "release";
+    vendor = callrec_field(p->fields, "vendor");
+    vcid = callrec_field(p->fields, "vendor_call_id");
+    if (!p->abandoned && vendor != NULL && vcid != NULL && vcid[0] != '\0') {
+        app_key(p->app, keys[2], sizeof(keys[2]), "vcall:%s:%s", vendor, vcid);
+        snprintf(vttl, sizeof(vttl), "%d", CALLS_VCALL_TTL_S);
+    } else {
+        app_key(p->app, keys[2], sizeof(keys[2]), "vcall:-");
+        snprintf(vttl, sizeof(vttl), "0");
+    }
+    nk = 3;
+    args[n++] = keys[0];
+    args[n++] = keys[1];
+    args[n++] = keys[2];
+    mode = p->idem_key[0] == '\0' ? "none" : p->contacted ? "store" : "release";
     snprintf(ttl, sizeof(ttl), "%ld", p->conf->idempotency.ttl_s);
     snprintf(codebuf, sizeof(codebuf), "%d", code);
     snprintf(rank, sizeof(rank), "%d", call_status_rank(status));
@@ -459,6 +481,7 @@ place_conclude(struct place *p, enum call_status status, int code, const char *s
     args[n++] = p->call_id;
     args[n++] = call_status_text[status];
     args[n++] = rank;
+    args[n++] = vttl;
     for (i = 0; !p->abandoned && i < GW_ARRAY_LEN(calls_finish_fields); i++) {
         const char *v = callrec_field(p->fields, calls_finish_fields[i]);
         if (v != NULL) {
@@ -596,6 +619,10 @@ place_next(struct place *p)
         vc.record = strcmp(callrec_field(p->fields, "record"), "1") == 0;
         vc.max_ring_seconds = atoi(callrec_field(p->fields, "max_ring_seconds"));
         vc.lang = callrec_field(p->fields, "lang");
+        vc.queue = callrec_field(p->fields, "queue");
+        vc.ticket_id = callrec_field(p->fields, "ticket_id");
+        vc.scheduled_at = callrec_field(p->fields, "scheduled_at");
+        vc.reference = callrec_field(p->fields, "reference");
         if (ops->build_place(&ctx, &vc, &p->http, err, sizeof(err)) != 0) {
             p->any_rejected = 1;
             place_add_attempt(p, name, "rejected", 0, err, 0);

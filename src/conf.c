@@ -513,12 +513,44 @@ conf_parse_vendors(struct conf_check *ck, struct conf *c, json_t *root)
     c->nvendors = n;
 }
 
+/* "options": an object of strings ("$ENV" allowed), handed to the adapter as is. */
+static json_t *
+conf_options(struct conf_check *ck, const char *path, json_t *item)
+{
+    json_t *v = json_object_get(item, "options"), *out, *val;
+    char field[300];
+    const char *key;
+
+    if (v == NULL) {
+        return NULL;
+    }
+    conf_field(field, sizeof(field), path, "options");
+    if (!json_is_object(v)) {
+        conf_err(ck, field, "must be an object of strings");
+        return NULL;
+    }
+    out = json_object();
+    json_object_foreach(v, key, val) {
+        char *s;
+        if (!json_is_string(val)) {
+            conf_err(ck, field, "%s must be a string", key);
+            continue;
+        }
+        s = conf_resolve_secret(ck, field, json_string_value(val));
+        if (s != NULL) {
+            json_object_set_new(out, key, json_string(s));
+            free(s);
+        }
+    }
+    return out;
+}
+
 static void
 conf_parse_tenant_vendors(struct conf_check *ck, struct conf *c, struct conf_tenant *t,
                           const char *path, json_t *list)
 {
     static const char *const keys[] = {"vendor", "api_key", "from_number", "webhook_token",
-                                       "base_url", NULL};
+                                       "base_url", "options", NULL};
     char ipath[256], field[300], e164[PHONE_E164_MAX];
     const char *why;
     json_t *item;
@@ -549,6 +581,7 @@ conf_parse_tenant_vendors(struct conf_check *ck, struct conf *c, struct conf_ten
             tv->from_number = conf_string(ck, ipath, item, "from_number", 0, NULL, 0);
             tv->webhook_token = conf_string(ck, ipath, item, "webhook_token", 0, NULL, 1);
             tv->base_url = conf_string(ck, ipath, item, "base_url", 0, NULL, 0);
+            tv->options = conf_options(ck, ipath, item);
             if (tv->base_url != NULL) {
                 size_t l = strlen(tv->base_url);
                 conf_field(field, sizeof(field), ipath, "base_url");
@@ -566,6 +599,7 @@ conf_parse_tenant_vendors(struct conf_check *ck, struct conf *c, struct conf_ten
             free(tv->from_number);
             free(tv->webhook_token);
             free(tv->base_url);
+            json_decref(tv->options);
             memset(tv, 0, sizeof(*tv));
             continue;
         }
@@ -890,6 +924,7 @@ conf_free(struct conf *c)
             free(t->vendors[j].from_number);
             free(t->vendors[j].webhook_token);
             free(t->vendors[j].base_url);
+            json_decref(t->vendors[j].options);
         }
         free(t->vendors);
     }

@@ -17,6 +17,8 @@
 
 #include <stddef.h>
 
+struct json_t;
+
 #define CONF_MAX_KEYS 8 /* api key hashes / webhook secrets kept during rotation */
 
 struct conf_vendor {
@@ -38,6 +40,7 @@ struct conf_tenant_vendor {
     char *from_number;       /* tenant's caller ID on this vendor, or NULL */
     char *webhook_token;     /* secret path token for /v1/webhooks/<vendor>/<token> */
     char *base_url;          /* tenant's own vendor host (Getdesk), or NULL for the vendor's */
+    struct json_t *options;  /* vendor-specific settings, an object of strings, or NULL */
 };
 
 struct conf_tenant {

@@ -63,6 +63,7 @@ vendor_ctx_init(struct vendor_ctx *ctx, const struct conf_vendor *v,
 {
     ctx->conf = v;
     ctx->base_url = tv != NULL && tv->base_url != NULL ? tv->base_url : v->base_url;
+    ctx->options = tv != NULL ? tv->options : NULL;
     ctx->api_key = tv != NULL && tv->api_key != NULL ? tv->api_key : v->api_key;
     ctx->from_number = tv != NULL && tv->from_number != NULL ? tv->from_number : v->from_number;
 }

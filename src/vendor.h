@@ -35,6 +35,8 @@ enum vendor_cap {
 struct vendor_ctx {
     const struct conf_vendor *conf;
     const char *base_url;    /* the tenant's own host for this vendor, else the vendor's */
+    const struct json_t *options; /* the tenant's vendor-specific settings (object of
+                                     strings, e.g. Callerdesk's "deskphone"), or NULL */
     const char *api_key;
     const char *from_number; /* E.164 default caller ID, or NULL */
 };
@@ -49,6 +51,10 @@ struct vendor_call {
     int record;
     int max_ring_seconds;
     const char *lang;
+    const char *queue;       /* vendor queue / menu id, or NULL */
+    const char *ticket_id;   /* CRM ticket id, or NULL */
+    const char *scheduled_at; /* RFC 3339, for scheduled calls, or NULL */
+    const char *reference;   /* the tenant's own id for the call, or NULL */
 };
 
 /* An HTTP request built by an adapter; owned, freed by vendor_http_clear(). */
@@ -77,7 +83,13 @@ struct vendor_placed {
     char detail[256];        /* the vendor's own message, for attempts[].detail */
 };
 
-/* A vendor webhook (or status poll) turned into a neutral call update. */
+/*
+ * A vendor webhook (or status poll) turned into a neutral call update.
+ * Correlation: call_id is our id when the vendor echoes it; otherwise the
+ * adapter leaves it "" and sets vendor_call_id, and the gateway finds the
+ * call through the vendor call id it recorded when the placement was
+ * accepted (vendor_placed.vendor_call_id).
+ */
 struct vendor_update {
     char call_id[64];        /* our call id when the vendor echoes it, else "" */
     char vendor_call_id[128];

@@ -137,7 +137,7 @@ webhook_apply(struct app *app, struct conf *conf, const struct conf_tenant *tena
               const char *vendor, struct vendor_update *upd, const char *source,
               const char *request_id, webhook_apply_cb cb, void *arg)
 {
-    char keys[4][320], rank[8], nowms[24], times[4][UTIL_TIME_LEN], ttl[16];
+    char keys[5][320], rank[8], nowms[24], times[4][UTIL_TIME_LEN], ttl[16], prefix[128];
     char *event_text, *legs = NULL, now[UTIL_TIME_LEN];
     struct applying *a = calloc(1, sizeof(*a));
     const char *args[40];
@@ -179,10 +179,18 @@ webhook_apply(struct app *app, struct conf *conf, const struct conf_tenant *tena
             a->upd.call_id[0] ? a->upd.call_id : "-");
     app_key(app, keys[2], sizeof(keys[2]), "dedupe:%s:%s", vendor, a->upd.dedupe_key);
     app_key(app, keys[3], sizeof(keys[3]), "orphans");
+    /* Our id may be absent or unknown (a vendor that does not echo it, or mangles
+     * it): the script then finds the call through the vendor's own id. */
+    if (a->upd.vendor_call_id[0] != '\0') {
+        app_key(app, keys[4], sizeof(keys[4]), "vcall:%s:%s", vendor, a->upd.vendor_call_id);
+    } else {
+        app_key(app, keys[4], sizeof(keys[4]), "vcall:-");
+    }
+    app_key(app, prefix, sizeof(prefix), "call:");
     snprintf(ttl, sizeof(ttl), "%d", WEBHOOK_DEDUPE_TTL_S);
     snprintf(rank, sizeof(rank), "%d", call_status_rank(a->upd.status));
     snprintf(nowms, sizeof(nowms), "%lld", (long long)util_now_ms());
-    for (i = 0; i < 4; i++) {
+    for (i = 0; i < 5; i++) {
         args[n++] = keys[i];
     }
     args[n++] = ttl;
@@ -191,11 +199,12 @@ webhook_apply(struct app *app, struct conf *conf, const struct conf_tenant *tena
     args[n++] = rank;
     args[n++] = event_text;
     args[n++] = nowms;
+    args[n++] = prefix;
     n = webhook_pairs(&a->upd, args, times, &legs, n);
     for (i = 0; i < n; i++) {
         argslen[i] = strlen(args[i]);
     }
-    store_eval(app->store, app->lua_event, 4, n, args, argslen, applying_on_stored, a);
+    store_eval(app->store, app->lua_event, 5, n, args, argslen, applying_on_stored, a);
     free(event_text);
     free(legs);
     return 0;

@@ -452,3 +452,26 @@ Test(webhook, recording_vendor_hangs)
     cr_assert(r.ms >= 2500 && r.ms < 6000, "answered after %.0f ms", r.ms);
     http_resp_free(&r);
 }
+
+/* A push that does not carry our id is matched through the vendor's own call id. */
+Test(webhook, push_found_through_the_vendor_call_id)
+{
+    char vcid[128], body[512];
+    struct http_resp r;
+    json_t *call;
+    const char *id;
+
+    cr_assert_eq(gw_post_call(&gw, GWTEST_ACME_KEY, NULL, CALL_BODY, &r), 0);
+    cr_assert_eq(r.status, 201);
+    id = jstr(r.json, "id");
+    snprintf(vcid, sizeof(vcid), "%s", jstr(r.json, "vendor_call_id"));
+    snprintf(body, sizeof(body),
+             "{\"call_id\":\"%s\",\"uuid\":\"not-our-id\",\"status\":\"BUSY\",\"duration\":0,"
+             "\"start_time\":\"2026-07-03T10:00:00Z\",\"end_time\":\"2026-07-03T10:00:05Z\"}",
+             vcid);
+    cr_assert_eq(push(GWTEST_ACME_TOKEN, "POST", body, NULL), 200);
+    call = gw_wait_call_status(&gw, GWTEST_ACME_KEY, id, "busy", 3000);
+    cr_assert_str_eq(jstr(call, "status"), "busy");
+    json_decref(call);
+    http_resp_free(&r);
+}
