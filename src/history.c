@@ -42,7 +42,7 @@ struct slot {
     struct vendor_http http;
     int page;
     int done;
-    const char *status;            /* "ok", "error", "timeout" */
+    const char *status;            /* "ok", "error", "timeout", "skipped" */
     char detail[256];
     int64_t start_us;
     double ms;
@@ -173,7 +173,9 @@ slot_request(struct slot *s)
     rc = f->counts ? ops->build_counts(&ctx, &q, &s->http, err, sizeof(err))
                    : ops->build_history(&ctx, &q, &s->http, err, sizeof(err));
     if (rc != 0) {
-        slot_end(s, "error", err);
+        /* The vendor cannot be asked this (a number outside its country, no
+         * credentials): nothing was sent, so it is left out, not failed. */
+        slot_end(s, "skipped", err);
         return;
     }
     memset(&req, 0, sizeof(req));
@@ -225,7 +227,7 @@ fanout_finish(struct fanout *f)
 {
     struct front_req *r = f->r;
     json_t *sources = json_array(), *out;
-    size_t i, ok = 0;
+    size_t i, ok = 0, skipped = 0;
 
     if (r == NULL) {
         fanout_free(f);
@@ -237,6 +239,9 @@ fanout_finish(struct fanout *f)
         struct slot *s = &f->slots[i];
         json_t *src = json_pack("{s:s, s:s, s:i}", "vendor", s->vendor, "status", s->status,
                                 "ms", (int)(s->ms + 0.5));
+        if (strcmp(s->status, "skipped") == 0) {
+            skipped++;
+        }
         if (!f->counts) {
             json_object_set_new(src, "count", json_integer((json_int_t)s->count));
         }
@@ -247,6 +252,13 @@ fanout_finish(struct fanout *f)
         json_array_append_new(sources, src);
         ok += strcmp(s->status, "ok") == 0;
     }
+    if (skipped == f->nslots) {
+        front_problem_ex(r, 422, "unsupported-by-vendor",
+                         "none of this tenant's history vendors can be asked about this number",
+                         NULL, json_pack("{s:o}", "sources", sources), NULL);
+        fanout_free(f);
+        return;
+    }
     if (ok == 0) {
         front_problem_ex(r, 502, "vendor-error", "no vendor answered the history query", NULL,
                          json_pack("{s:o}", "sources", sources), NULL);
@@ -254,7 +266,7 @@ fanout_finish(struct fanout *f)
         return;
     }
     out = json_pack("{s:s, s:s, s:b, s:o}", "start_date", f->start, "end_date", f->end,
-                    "partial", ok < f->nslots, "sources", sources);
+                    "partial", ok + skipped < f->nslots, "sources", sources);
     if (f->counts) {
         json_t *list = json_array();
         for (i = 0; i < f->nnumbers; i++) {

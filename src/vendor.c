@@ -13,10 +13,12 @@
 
 extern const struct vendor_ops vendor_clouddialer_ops;
 extern const struct vendor_ops vendor_getdesk_ops;
+extern const struct vendor_ops vendor_callerdesk_ops;
 
 static const struct vendor_ops *const vendor_registry[] = {
     &vendor_clouddialer_ops,
     &vendor_getdesk_ops,
+    &vendor_callerdesk_ops,
 };
 
 const char *const vendor_outcome_text[VENDOR_OUTCOME_MAX] = {

@@ -937,7 +937,7 @@ Test(conf, unknown_vendor_name, .timeout = 10)
     json_t *root = base_conf();
 
     set_json(root, "vendors.acmetel", "{\"base_url\":\"https://acmetel.test\"}");
-    expect_error(root, "test.json: vendors.acmetel: unknown vendor (known: clouddialer, getdesk)");
+    expect_error(root, "test.json: vendors.acmetel: unknown vendor (known: clouddialer, getdesk, callerdesk)");
 }
 
 Test(conf, vendor_base_url_missing, .timeout = 10)

@@ -1207,6 +1207,9 @@ main_config_json(void)
     json_object_set_new(o, "ring_ms", json_integer(sim_cfg.ring_ms));
     json_object_set_new(o, "outcome", json_string(sim_cfg.outcome));
     json_object_set_new(o, "clouddialer_key", sim_json_str_or_null(sim_cfg.cd_key));
+    json_object_set_new(o, "callerdesk_push_url", sim_json_str_or_null(sim_cfg.cdk_push_url));
+    json_object_set_new(o, "callerdesk_push_method",
+                        json_string(sim_cfg.cdk_push_get ? "GET" : "POST"));
     json_object_set_new(o, "quiet", json_boolean(sim_cfg.quiet));
     return o;
 }
@@ -1225,7 +1228,14 @@ main_config_post(struct sim_req *r)
     json_t *v;
     long long call_ms = sim_cfg.call_ms;
     long long ring_ms = sim_cfg.ring_ms;
-    const char *known[] = {"push_url", "call_ms", "ring_ms", "outcome", "clouddialer_key", "quiet"};
+    const char *known[] = {"push_url",
+                           "call_ms",
+                           "ring_ms",
+                           "outcome",
+                           "clouddialer_key",
+                           "callerdesk_push_url",
+                           "callerdesk_push_method",
+                           "quiet"};
     const char *key;
     json_t *val;
 
@@ -1276,6 +1286,18 @@ main_config_post(struct sim_req *r)
         sim_reply_error(r, 400, "clouddialer_key must be a non-empty string");
         return;
     }
+    v = json_object_get(j, "callerdesk_push_url");
+    if (v != NULL && !json_is_null(v) &&
+        (!json_is_string(v) || !sim_url_valid(json_string_value(v)))) {
+        sim_reply_error(r, 400, "callerdesk_push_url must be an http:// URL or null");
+        return;
+    }
+    v = json_object_get(j, "callerdesk_push_method");
+    if (v != NULL && (!json_is_string(v) || (strcmp(json_string_value(v), "POST") != 0 &&
+                                             strcmp(json_string_value(v), "GET") != 0))) {
+        sim_reply_error(r, 400, "callerdesk_push_method must be \"POST\" or \"GET\"");
+        return;
+    }
     v = json_object_get(j, "quiet");
     if (v != NULL && !json_is_boolean(v)) {
         sim_reply_error(r, 400, "quiet must be a boolean");
@@ -1297,6 +1319,15 @@ main_config_post(struct sim_req *r)
     if (v != NULL) {
         free(sim_cfg.cd_key);
         sim_cfg.cd_key = sim_strdup(json_string_value(v));
+    }
+    v = json_object_get(j, "callerdesk_push_url");
+    if (v != NULL) {
+        free(sim_cfg.cdk_push_url);
+        sim_cfg.cdk_push_url = json_is_string(v) ? sim_strdup(json_string_value(v)) : NULL;
+    }
+    v = json_object_get(j, "callerdesk_push_method");
+    if (v != NULL) {
+        sim_cfg.cdk_push_get = strcmp(json_string_value(v), "GET") == 0;
     }
     v = json_object_get(j, "quiet");
     if (v != NULL) {
@@ -1494,6 +1525,7 @@ main_usage(FILE *to)
     fprintf(to, "usage: vendorsim [--listen HOST:PORT] [--port-file FILE]\n"
                 "                 [--clouddialer-key KEY] [--push-url URL]\n"
                 "                 [--getdesk-token TOKEN]\n"
+                "                 [--callerdesk-authcode CODE] [--callerdesk-push-url URL]\n"
                 "                 [--call-ms N] [--ring-ms N]\n"
                 "                 [--outcome ANSWER|NO_ANSWER|BUSY|FAILED|CANCELED] [--quiet]\n");
 }
@@ -1558,14 +1590,28 @@ main_parse_ms(const char *s, int *out)
 static int
 main_parse_args(int argc, char **argv)
 {
-    enum { O_LISTEN = 1, O_PORT_FILE, O_KEY, O_PUSH, O_CALL, O_RING, O_OUTCOME, O_QUIET, O_HELP,
-           O_GD_TOKEN };
+    enum {
+        O_LISTEN = 1,
+        O_PORT_FILE,
+        O_KEY,
+        O_PUSH,
+        O_CALL,
+        O_RING,
+        O_OUTCOME,
+        O_QUIET,
+        O_HELP,
+        O_GD_TOKEN,
+        O_CDK_AUTHCODE,
+        O_CDK_PUSH
+    };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
         {"port-file", required_argument, NULL, O_PORT_FILE},
         {"clouddialer-key", required_argument, NULL, O_KEY},
         {"push-url", required_argument, NULL, O_PUSH},
         {"getdesk-token", required_argument, NULL, O_GD_TOKEN},
+        {"callerdesk-authcode", required_argument, NULL, O_CDK_AUTHCODE},
+        {"callerdesk-push-url", required_argument, NULL, O_CDK_PUSH},
         {"call-ms", required_argument, NULL, O_CALL},
         {"ring-ms", required_argument, NULL, O_RING},
         {"outcome", required_argument, NULL, O_OUTCOME},
@@ -1602,6 +1648,24 @@ main_parse_args(int argc, char **argv)
             }
             free(sim_cfg.gd_token);
             sim_cfg.gd_token = sim_strdup(optarg);
+            break;
+        case O_CDK_AUTHCODE:
+            if (*optarg == '\0') {
+                fprintf(stderr, "vendorsim: --callerdesk-authcode must not be empty\n");
+                return -1;
+            }
+            free(sim_cfg.cdk_authcode);
+            sim_cfg.cdk_authcode = sim_strdup(optarg);
+            break;
+        case O_CDK_PUSH:
+            if (!sim_url_valid(optarg)) {
+                fprintf(stderr,
+                        "vendorsim: bad --callerdesk-push-url %s (want http://host:port/path)\n",
+                        optarg);
+                return -1;
+            }
+            free(sim_cfg.cdk_push_url);
+            sim_cfg.cdk_push_url = sim_strdup(optarg);
             break;
         case O_PUSH:
             if (!sim_url_valid(optarg)) {
@@ -1731,7 +1795,10 @@ main_cleanup(void)
     free(sim_cfg.cd_key);
     free(sim_cfg.cd_push_url);
     free(sim_cfg.gd_token);
+    free(sim_cfg.cdk_authcode);
+    free(sim_cfg.cdk_push_url);
     sim_cfg.port_file = sim_cfg.cd_key = sim_cfg.cd_push_url = sim_cfg.gd_token = NULL;
+    sim_cfg.cdk_authcode = sim_cfg.cdk_push_url = NULL;
 }
 
 int
@@ -1748,6 +1815,7 @@ main(int argc, char **argv)
     sim_cfg.listen_port = 0;
     sim_cfg.cd_key = sim_strdup("cd-test-key");
     sim_cfg.gd_token = sim_strdup("gd-test-token");
+    sim_cfg.cdk_authcode = sim_strdup("cdk-test-authcode");
     sim_cfg.call_ms = 300;
     sim_cfg.ring_ms = 100;
     snprintf(sim_cfg.outcome, sizeof(sim_cfg.outcome), "ANSWER");
@@ -1784,6 +1852,7 @@ main(int argc, char **argv)
     main_register_control();
     faults_init();
     sink_init();
+    callerdesk_init(); /* first: its /recordings/cd_* route must precede CloudDialer's */
     clouddialer_init();
     getdesk_init();
 

@@ -41,6 +41,9 @@ struct sim_config {
     char *cd_key;         /* CloudDialer Bearer key */
     char *cd_push_url;    /* CloudDialer result push URL; NULL: no push */
     char *gd_token;       /* Getdesk token (query parameter "token") */
+    char *cdk_authcode;   /* Callerdesk authcode */
+    char *cdk_push_url;   /* Callerdesk webhook URL; NULL: no webhooks */
+    int cdk_push_get;     /* Callerdesk webhooks as GET + query string (else POST JSON) */
     int call_ms;          /* simulated call length before the result */
     int ring_ms;          /* from INITIATED to ANSWER (or the failure) */
     char outcome[16];     /* default outcome of new calls */
@@ -113,6 +116,7 @@ struct sim_vendor {
 /* Module entry points, called once by main.c before the loop runs. */
 void clouddialer_init(void);
 void getdesk_init(void);
+void callerdesk_init(void);
 void faults_init(void);
 void sink_init(void);
 

@@ -98,6 +98,17 @@ gwtest_write_conf(struct gwtest *t)
     json_array_append_new(
         json_object_get(json_array_get(json_object_get(conf, "tenants"), 0), "vendors"),
         json_pack("{s:s, s:s}", "vendor", "getdesk", "api_key", GWTEST_GETDESK_TOKEN));
+    /* ... and may place calls through Callerdesk (also the simulator). */
+    json_object_set_new(json_object_get(conf, "vendors"), "callerdesk",
+                        json_pack("{s:s, s:s, s:s, s:i, s:i}", "base_url", vendor_url,
+                                  "api_key", GWTEST_CALLERDESK_AUTHCODE, "time_zone",
+                                  "Asia/Kolkata", "connect_timeout_ms",
+                                  (int)(o->vendor_timeout_ms < 1000 ? o->vendor_timeout_ms : 1000),
+                                  "timeout_ms", (int)o->vendor_timeout_ms));
+    json_array_append_new(
+        json_object_get(json_array_get(json_object_get(conf, "tenants"), 0), "vendors"),
+        json_pack("{s:s, s:s, s:{s:s}}", "vendor", "callerdesk", "webhook_token",
+                  GWTEST_ACME_CD_TOKEN, "options", "deskphone", "08062987377"));
     if (o->header_timeout_ms > 0) {
         json_object_set_new(json_object_get(conf, "limits"), "header_timeout_ms",
                             json_integer(o->header_timeout_ms));
@@ -156,9 +167,9 @@ gwtest_wait_ready(struct gwtest *t, int timeout_ms)
 void
 gwtest_start(struct gwtest *t, const struct gwtest_opts *opts)
 {
-    char push[200], listen[32], simlog[320];
+    char push[200], cdpush[200], listen[32], simlog[320];
     char call_ms[16];
-    const char *simargv[12];
+    const char *simargv[16];
     int n = 0;
 
     memset(t, 0, sizeof(*t));
@@ -197,6 +208,8 @@ gwtest_start(struct gwtest *t, const struct gwtest_opts *opts)
     snprintf(simlog, sizeof(simlog), "%s/vendorsim.log", t->dir);
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", t->sim_port);
     snprintf(push, sizeof(push), "%s/v1/webhooks/clouddialer/%s", t->base, GWTEST_ACME_TOKEN);
+    snprintf(cdpush, sizeof(cdpush), "%s/v1/webhooks/callerdesk/%s", t->base,
+             GWTEST_ACME_CD_TOKEN);
     snprintf(call_ms, sizeof(call_ms), "%d", t->opts.call_ms);
     simargv[n++] = gwtest_env("CG_VENDORSIM", CG_BUILDDIR "/contrib/vendorsim/vendorsim");
     simargv[n++] = "--listen";
@@ -208,7 +221,11 @@ gwtest_start(struct gwtest *t, const struct gwtest_opts *opts)
     if (!t->opts.no_push) {
         simargv[n++] = "--push-url";
         simargv[n++] = push;
+        simargv[n++] = "--callerdesk-push-url";
+        simargv[n++] = cdpush;
     }
+    simargv[n++] = "--callerdesk-authcode";
+    simargv[n++] = GWTEST_CALLERDESK_AUTHCODE;
     simargv[n++] = "--quiet";
     simargv[n] = NULL;
     cr_assert_eq(proc_start(&t->sim, simargv, NULL, simlog), 0, "cannot start vendorsim");

@@ -6,7 +6,9 @@
  *
  * Two tenants are configured:
  *   acme   (IN) key "test-acme-key",   CloudDialer webhook token GWTEST_ACME_TOKEN,
- *          events to the simulator's /_sink/acme; call history at Getdesk
+ *          events to the simulator's /_sink/acme; call history at Getdesk; Callerdesk
+ *          (webhook token GWTEST_ACME_CD_TOKEN), which routes name only when a test's
+ *          own table does (or a request pins it)
  *   globex (US) key "test-globex-key", token GWTEST_GLOBEX_TOKEN, /_sink/globex
  * Both sign events with GWTEST_SECRET.
  */
@@ -26,6 +28,8 @@
 #define GWTEST_GLOBEX_TOKEN "globex-token-0123456789"
 #define GWTEST_SECRET "whsec_Y2FsbGdhdGUtdGVzdC1zaWduaW5nLXNlY3JldC0zMmI="
 #define GWTEST_GETDESK_TOKEN "gd-test-token"
+#define GWTEST_CALLERDESK_AUTHCODE "cdk-test-authcode"
+#define GWTEST_ACME_CD_TOKEN "acme-callerdesk-token-0123"
 
 struct gwtest_opts {
     long vendor_timeout_ms;     /* default 2000 */
