@@ -19,13 +19,19 @@ cg_build() {
   make -C "$dir" -j"$(nproc)" >"$dir/make.out" 2>&1 || { tail -40 "$dir/make.out" >&2; return 1; }
 }
 
-# A TCP port on 127.0.0.1 that nothing listens on right now.
+# A TCP port on 127.0.0.1 that nothing listens on right now. Drawn below
+# Linux's ephemeral range (32768 and up) so that it is not the local end of
+# some outgoing connection, and never one handed out earlier by this shell.
+# Sets CG_PORT (called directly, not in $(...), which would lose the record).
+CG_PORTS_TAKEN=" "
 cg_free_port() {
   local p
   for _ in $(seq 1 200); do
-    p=$(( 20000 + RANDOM % 30000 ))
+    p=$(( 20000 + RANDOM % 12000 ))
+    case "$CG_PORTS_TAKEN" in *" $p "*) continue ;; esac
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      echo "$p"
+      CG_PORTS_TAKEN="$CG_PORTS_TAKEN$p "
+      CG_PORT=$p
       return 0
     fi
   done

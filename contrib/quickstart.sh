@@ -20,14 +20,21 @@ bin="$CG_TOP/build/plain"
 
 run=$(mktemp -d /tmp/callgate-quickstart.XXXXXX)
 pids=()
+failed=0
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  if [ $failed -eq 1 ]; then
+    for f in "$run"/*.log; do echo "---- $f"; tail -20 "$f"; done >&2
+  fi
   rm -rf "$run"
 }
 if [ $keep -eq 0 ]; then trap cleanup EXIT; fi
+fail() { echo "quickstart: $*" >&2; failed=1; exit 1; }
 
-redis_port=$(cg_free_port); sim_port=$(cg_free_port); gw_port=$(cg_free_port)
+cg_free_port; redis_port=$CG_PORT
+cg_free_port; sim_port=$CG_PORT
+cg_free_port; gw_port=$CG_PORT
 # Demo secrets; conf/callgate.json reads them from the environment.
 export CLOUDDIALER_API_KEY=cd-test-key
 export ACME_WEBHOOK_SECRET=whsec_Y2FsbGdhdGUtZGVtby1zaWduaW5nLXNlY3JldC0zMmI=
@@ -51,8 +58,9 @@ jq --arg listen "127.0.0.1:$gw_port" --argjson rport "$redis_port" \
 "$bin/src/callgate" -t -c "$run/callgate.json"
 "$bin/src/callgate" -c "$run/callgate.json" >"$run/callgate.log" 2>&1 &
 pids+=($!)
-cg_wait_port "$redis_port" && cg_wait_port "$sim_port" && cg_wait_port "$gw_port" \
-  || { echo "a service did not start; logs in $run" >&2; keep=1; exit 1; }
+cg_wait_port "$redis_port" || fail "redis-server did not start"
+cg_wait_port "$sim_port" || fail "the vendor simulator did not start"
+cg_wait_port "$gw_port" || fail "callgate did not start"
 for _ in $(seq 1 100); do
   curl -sf "http://127.0.0.1:$gw_port/readyz" >/dev/null && break
   sleep 0.1
@@ -69,7 +77,7 @@ curl -sS -i -X POST "$gw/v1/calls" \
 set +x
 echo
 id=$(sed -n 's/.*"id":"\(call_[a-z0-9]*\)".*/\1/p' "$run/placed")
-[ -n "$id" ] || { echo "no call was placed; logs in $run" >&2; keep=1; exit 1; }
+[ -n "$id" ] || fail "no call was placed"
 
 echo "== its status right away: GET /v1/calls/$id"
 curl -sS "$gw/v1/calls/$id" -H "Authorization: Bearer $api_key" | jq -c '{id, status, vendor, to}'

@@ -26,7 +26,9 @@ run=$(mktemp -d /tmp/callgate-bench.XXXXXX)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; [ -n "${CG_BENCH_KEEP:-}" ] || rm -rf "$run"' EXIT
 
-redis_port=$(cg_free_port); sim_port=$(cg_free_port); gw_port=$(cg_free_port)
+cg_free_port; redis_port=$CG_PORT
+cg_free_port; sim_port=$CG_PORT
+cg_free_port; gw_port=$CG_PORT
 export CLOUDDIALER_API_KEY=cd-test-key
 export ACME_WEBHOOK_SECRET=whsec_Y2FsbGdhdGUtZGVtby1zaWduaW5nLXNlY3JldC0zMmI=
 export ACME_CLOUDDIALER_TOKEN=acme-cd-token-0123456789
