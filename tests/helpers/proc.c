@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,26 +241,41 @@ proc_alive(struct proc *p)
     return 0;
 }
 
+/*
+ * Ports come from 20000-32767, below Linux's ephemeral range: a port the
+ * kernel hands out for bind(0) is ephemeral, and between our close() and the
+ * child's bind() it can become the local end of some outgoing connection.
+ * A port is taken only if it binds now; seeded per process, so concurrent
+ * test processes draw different sequences.
+ */
 int
 proc_free_port(void)
 {
+    static unsigned int seed;
     struct sockaddr_in sin;
-    socklen_t len = sizeof(sin);
-    int fd, port = -1;
+    int fd, port, tries, one = 1;
 
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        return -1;
+    if (seed == 0) {
+        seed = (unsigned int)getpid() ^ (unsigned int)proc_now_ms();
     }
-    memset(&sin, 0, sizeof(sin));
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sin, &len) == 0) {
-        port = ntohs(sin.sin_port);
+    for (tries = 0; tries < 500; tries++) {
+        port = 20000 + (int)(rand_r(&seed) % 12768);
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            return -1;
+        }
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        memset(&sin, 0, sizeof(sin));
+        sin.sin_family = AF_INET;
+        sin.sin_port = htons((uint16_t)port);
+        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 && listen(fd, 1) == 0) {
+            close(fd);
+            return port;
+        }
+        close(fd);
     }
-    close(fd);
-    return port;
+    return -1;
 }
 
 int
