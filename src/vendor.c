@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
 #include <jansson.h>
 
 #include "conf.h"
@@ -127,4 +128,56 @@ vendor_update_clear(struct vendor_update *u)
 {
     json_decref(u->legs);
     u->legs = NULL;
+}
+
+void
+vendor_url_start(struct evbuffer *b, const char *base_url, const char *path)
+{
+    size_t n = strlen(base_url);
+
+    while (n > 0 && base_url[n - 1] == '/') {
+        n--;
+    }
+    evbuffer_add(b, base_url, n);
+    evbuffer_add(b, path, strlen(path));
+}
+
+void
+vendor_url_escape(struct evbuffer *b, const char *value)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *u;
+
+    for (u = (const unsigned char *)value; *u != '\0'; u++) {
+        if ((*u >= 'A' && *u <= 'Z') || (*u >= 'a' && *u <= 'z') || (*u >= '0' && *u <= '9') ||
+            *u == '-' || *u == '.' || *u == '_' || *u == '~') {
+            evbuffer_add(b, u, 1);
+        } else {
+            char esc[3] = {'%', hex[*u >> 4], hex[*u & 0x0f]};
+            evbuffer_add(b, esc, sizeof(esc));
+        }
+    }
+}
+
+void
+vendor_url_param(struct evbuffer *b, char sep, const char *name, const char *value)
+{
+    if (sep != 0) {
+        evbuffer_add(b, &sep, 1);
+    }
+    evbuffer_add_printf(b, "%s=", name);
+    vendor_url_escape(b, value);
+}
+
+int
+vendor_date_ok(const char *s)
+{
+    int i;
+
+    for (i = 0; i < 10; i++) {
+        if (i == 4 || i == 7 ? s[i] != '-' : (s[i] < '0' || s[i] > '9')) {
+            return 0;
+        }
+    }
+    return s[10] == '\0';
 }

@@ -16,6 +16,7 @@
 
 struct conf_vendor;
 struct conf_tenant_vendor;
+struct evbuffer;
 struct json_t;
 
 /* Capabilities an adapter declares (bit set). */
@@ -186,6 +187,20 @@ const char *vendor_known_names(void);
 /* Fill ctx for a tenant's use of a vendor (tenant credentials win). */
 void vendor_ctx_init(struct vendor_ctx *ctx, const struct conf_vendor *v,
                      const struct conf_tenant_vendor *tv);
+
+/* Helpers for adapters building URLs and form bodies in an evbuffer. */
+
+/* base_url without trailing slashes, then path. */
+void vendor_url_start(struct evbuffer *b, const char *base_url, const char *path);
+
+/* Append value percent-encoded (RFC 3986 unreserved characters are kept). */
+void vendor_url_escape(struct evbuffer *b, const char *value);
+
+/* Append "<sep>name=<value percent-encoded>"; sep 0 writes no separator. */
+void vendor_url_param(struct evbuffer *b, char sep, const char *name, const char *value);
+
+/* 1 when s has the shape YYYY-MM-DD. */
+int vendor_date_ok(const char *s);
 
 /* Helpers for adapters. */
 int vendor_http_set(struct vendor_http *h, const char *method, const char *url, char *body,

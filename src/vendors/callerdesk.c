@@ -92,6 +92,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <event2/buffer.h>
 #include <jansson.h>
 
 #include "callrec.h"
@@ -106,88 +107,6 @@
 /* ---------------------------------------------------------------------------
  * Building requests
  */
-
-/* A growing string; oom is set when an allocation failed. */
-struct cdk_buf {
-    char *p;
-    size_t len;
-    size_t cap;
-    int oom;
-};
-
-static void
-cdk_buf_add(struct cdk_buf *b, const char *s, size_t n)
-{
-    if (b->oom) {
-        return;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        char *p;
-
-        while (cap < b->len + n + 1) {
-            cap *= 2;
-        }
-        p = realloc(b->p, cap);
-        if (p == NULL) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void
-cdk_buf_str(struct cdk_buf *b, const char *s)
-{
-    cdk_buf_add(b, s, strlen(s));
-}
-
-/* Append s percent-encoded: only RFC 3986 unreserved characters stay as they are. */
-static void
-cdk_buf_escaped(struct cdk_buf *b, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    const unsigned char *u;
-
-    for (u = (const unsigned char *)s; *u != '\0'; u++) {
-        if ((*u >= 'A' && *u <= 'Z') || (*u >= 'a' && *u <= 'z') || (*u >= '0' && *u <= '9') ||
-            *u == '-' || *u == '.' || *u == '_' || *u == '~') {
-            cdk_buf_add(b, (const char *)u, 1);
-        } else {
-            char esc[3] = {'%', hex[*u >> 4], hex[*u & 0x0f]};
-
-            cdk_buf_add(b, esc, sizeof(esc));
-        }
-    }
-}
-
-/* Append "<sep>name=<value escaped>". */
-static void
-cdk_buf_param(struct cdk_buf *b, char sep, const char *name, const char *value)
-{
-    cdk_buf_add(b, &sep, 1);
-    cdk_buf_str(b, name);
-    cdk_buf_add(b, "=", 1);
-    cdk_buf_escaped(b, value);
-}
-
-/* base_url without trailing slashes, then path. */
-static void
-cdk_buf_url(struct cdk_buf *b, const char *base_url, const char *path)
-{
-    size_t n = strlen(base_url);
-
-    while (n > 0 && base_url[n - 1] == '/') {
-        n--;
-    }
-    cdk_buf_add(b, base_url, n);
-    cdk_buf_str(b, path);
-}
 
 /* The 10-digit national number of a +91 E.164 number; 0, or -1 for anything else. */
 static int
@@ -231,7 +150,8 @@ callerdesk_build_place(const struct vendor_ctx *ctx, const struct vendor_call *c
     char customer[PHONE_E164_MAX], agent_e164[PHONE_E164_MAX], agent[PHONE_E164_MAX];
     char from_national[PHONE_E164_MAX];
     const char *deskphone, *from, *why = NULL;
-    struct cdk_buf b = {NULL, 0, 0, 0};
+    struct evbuffer *b;
+    char *url;
 
     if (cdk_check_ctx(ctx, err, errlen) != 0) {
         return -1;
@@ -257,36 +177,29 @@ callerdesk_build_place(const struct vendor_ctx *ctx, const struct vendor_call *c
         }
         deskphone = from_national;
     }
-    cdk_buf_url(&b, ctx->base_url, "/api/click_to_call_v2");
-    cdk_buf_param(&b, '?', "authcode", ctx->api_key);
-    cdk_buf_param(&b, '&', "calling_party_a", agent);
-    cdk_buf_param(&b, '&', "calling_party_b", customer);
-    cdk_buf_param(&b, '&', "deskphone", deskphone);
-    cdk_buf_param(&b, '&', "call_from_did", "1");
-    if (call->call_id != NULL && call->call_id[0] != '\0') {
-        cdk_buf_param(&b, '&', "uid", call->call_id);
-    }
-    if (b.oom || vendor_http_set(out, "GET", b.p, NULL, headers) != 0) {
-        free(b.p);
+    b = evbuffer_new();
+    if (b == NULL) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    free(b.p);
-    return 0;
-}
-
-/* 1 when s is "YYYY-MM-DD" (shape only; the gateway validated the values). */
-static int
-cdk_date_ok(const char *s)
-{
-    int i;
-
-    for (i = 0; i < 10; i++) {
-        if (i == 4 || i == 7 ? s[i] != '-' : (s[i] < '0' || s[i] > '9')) {
-            return 0;
-        }
+    vendor_url_start(b, ctx->base_url, "/api/click_to_call_v2");
+    vendor_url_param(b, '?', "authcode", ctx->api_key);
+    vendor_url_param(b, '&', "calling_party_a", agent);
+    vendor_url_param(b, '&', "calling_party_b", customer);
+    vendor_url_param(b, '&', "deskphone", deskphone);
+    vendor_url_param(b, '&', "call_from_did", "1");
+    if (call->call_id != NULL && call->call_id[0] != '\0') {
+        vendor_url_param(b, '&', "uid", call->call_id);
     }
-    return s[10] == '\0';
+    url = util_evbuffer_dup(b, NULL);
+    evbuffer_free(b);
+    if (url == NULL || vendor_http_set(out, "GET", url, NULL, headers) != 0) {
+        free(url);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    free(url);
+    return 0;
 }
 
 static int
@@ -295,8 +208,8 @@ callerdesk_build_history(const struct vendor_ctx *ctx, const struct vendor_histo
 {
     static const char *const headers[] = {"Accept: application/json",
                                           "Content-Type: application/x-www-form-urlencoded", NULL};
-    struct cdk_buf url = {NULL, 0, 0, 0}, body = {NULL, 0, 0, 0};
-    char number[PHONE_E164_MAX], page[24], per_page[24];
+    struct evbuffer *ub, *bb;
+    char number[PHONE_E164_MAX], page[24], per_page[24], *url, *body;
 
     if (cdk_check_ctx(ctx, err, errlen) != 0) {
         return -1;
@@ -313,33 +226,46 @@ callerdesk_build_history(const struct vendor_ctx *ctx, const struct vendor_histo
         snprintf(err, errlen, "start_date and end_date go together");
         return -1;
     }
-    if (q->start_date != NULL && (!cdk_date_ok(q->start_date) || !cdk_date_ok(q->end_date))) {
+    if (q->start_date != NULL && (!vendor_date_ok(q->start_date) || !vendor_date_ok(q->end_date))) {
         snprintf(err, errlen, "dates must be YYYY-MM-DD");
         return -1;
     }
     snprintf(page, sizeof(page), "%d", q->page > 0 ? q->page : 1);
     snprintf(per_page, sizeof(per_page), "%d", CDK_PER_PAGE);
-    /* The first parameter has no separator: start the body with "authcode=". */
-    cdk_buf_str(&body, "authcode=");
-    cdk_buf_escaped(&body, ctx->api_key);
-    if (q->start_date != NULL) {
-        cdk_buf_param(&body, '&', "start_date", q->start_date);
-        cdk_buf_param(&body, '&', "end_date", q->end_date);
-    }
-    cdk_buf_param(&body, '&', "current_page", page);
-    cdk_buf_param(&body, '&', "per_page", per_page);
-    cdk_buf_param(&body, '&', "caller_num", number);
-    cdk_buf_url(&url, ctx->base_url, "/api/call_list_v2");
-    if (url.oom || body.oom || vendor_http_set(out, "POST", url.p, body.p, headers) != 0) {
-        /* vendor_http_set frees the body it was given on failure (vendor_http_clear). */
-        if (url.oom || body.oom) {
-            free(body.p);
+    ub = evbuffer_new();
+    bb = evbuffer_new();
+    if (ub != NULL && bb != NULL) {
+        vendor_url_param(bb, 0, "authcode", ctx->api_key);
+        if (q->start_date != NULL) {
+            vendor_url_param(bb, '&', "start_date", q->start_date);
+            vendor_url_param(bb, '&', "end_date", q->end_date);
         }
-        free(url.p);
+        vendor_url_param(bb, '&', "current_page", page);
+        vendor_url_param(bb, '&', "per_page", per_page);
+        vendor_url_param(bb, '&', "caller_num", number);
+        vendor_url_start(ub, ctx->base_url, "/api/call_list_v2");
+    }
+    url = ub != NULL ? util_evbuffer_dup(ub, NULL) : NULL;
+    body = bb != NULL ? util_evbuffer_dup(bb, NULL) : NULL;
+    if (ub != NULL) {
+        evbuffer_free(ub);
+    }
+    if (bb != NULL) {
+        evbuffer_free(bb);
+    }
+    if (url == NULL || body == NULL) {
+        free(url);
+        free(body);
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    free(url.p);
+    /* vendor_http_set takes the body over, and frees it on failure. */
+    if (vendor_http_set(out, "POST", url, body, headers) != 0) {
+        free(url);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    free(url);
     return 0;
 }
 

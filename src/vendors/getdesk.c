@@ -47,6 +47,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <event2/buffer.h>
 #include <jansson.h>
 
 #include "conf.h"
@@ -60,79 +61,6 @@
  * Building requests
  */
 
-/* A growing string; oom is set when an allocation failed. */
-struct getdesk_buf {
-    char *p;
-    size_t len;
-    size_t cap;
-    int oom;
-};
-
-static void
-getdesk_buf_add(struct getdesk_buf *b, const char *s, size_t n)
-{
-    if (b->oom) {
-        return;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        char *p;
-
-        while (cap < b->len + n + 1) {
-            cap *= 2;
-        }
-        p = realloc(b->p, cap);
-        if (p == NULL) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void
-getdesk_buf_str(struct getdesk_buf *b, const char *s)
-{
-    getdesk_buf_add(b, s, strlen(s));
-}
-
-/* Append s percent-encoded for a query value (RFC 3986 unreserved kept). */
-static void
-getdesk_buf_escaped(struct getdesk_buf *b, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    const unsigned char *u;
-
-    for (u = (const unsigned char *)s; *u != '\0'; u++) {
-        if ((*u >= 'A' && *u <= 'Z') || (*u >= 'a' && *u <= 'z') || (*u >= '0' && *u <= '9') ||
-            *u == '-' || *u == '.' || *u == '_' || *u == '~') {
-            getdesk_buf_add(b, (const char *)u, 1);
-        } else {
-            char esc[3] = {'%', hex[*u >> 4], hex[*u & 0x0f]};
-
-            getdesk_buf_add(b, esc, sizeof(esc));
-        }
-    }
-}
-
-/* 1 when s is "YYYY-MM-DD" (shape only; the gateway validated the values). */
-static int
-getdesk_date_ok(const char *s)
-{
-    int i;
-
-    for (i = 0; i < 10; i++) {
-        if (i == 4 || i == 7 ? s[i] != '-' : (s[i] < '0' || s[i] > '9')) {
-            return 0;
-        }
-    }
-    return s[10] == '\0';
-}
-
 /*
  * GET <base_url><path>?token=..&phone_number=<national[,national...]>
  * [&start_date=..&end_date=..] for the first nnumbers of q->numbers.
@@ -143,8 +71,9 @@ getdesk_build_get(const struct vendor_ctx *ctx, const struct vendor_history_quer
                   size_t errlen)
 {
     static const char *const headers[] = {"Accept: application/json", NULL};
-    struct getdesk_buf b = {NULL, 0, 0, 0};
-    size_t i, blen;
+    struct evbuffer *b;
+    char *url;
+    size_t i;
 
     if (ctx->base_url == NULL || ctx->base_url[0] == '\0') {
         snprintf(err, errlen, "no Getdesk host configured (base_url)");
@@ -163,19 +92,20 @@ getdesk_build_get(const struct vendor_ctx *ctx, const struct vendor_history_quer
         return -1;
     }
     if (q->start_date != NULL &&
-        (!getdesk_date_ok(q->start_date) || !getdesk_date_ok(q->end_date))) {
+        (!vendor_date_ok(q->start_date) || !vendor_date_ok(q->end_date))) {
         snprintf(err, errlen, "dates must be YYYY-MM-DD");
         return -1;
     }
-    blen = strlen(ctx->base_url);
-    while (blen > 0 && ctx->base_url[blen - 1] == '/') {
-        blen--;
+    b = evbuffer_new();
+    if (b == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
     }
-    getdesk_buf_add(&b, ctx->base_url, blen);
-    getdesk_buf_str(&b, path);
-    getdesk_buf_str(&b, "?token=");
-    getdesk_buf_escaped(&b, ctx->api_key);
-    getdesk_buf_str(&b, "&phone_number=");
+    vendor_url_start(b, ctx->base_url, path);
+    vendor_url_param(b, '?', "token", ctx->api_key);
+    /* Numbers go as national digits, several joined by a literal comma as the
+     * vendor's doc writes them. */
+    evbuffer_add_printf(b, "&phone_number=");
     for (i = 0; i < nnumbers; i++) {
         char national[PHONE_E164_MAX];
 
@@ -183,26 +113,23 @@ getdesk_build_get(const struct vendor_ctx *ctx, const struct vendor_history_quer
             phone_national(q->numbers[i], national, sizeof(national)) < 0) {
             snprintf(err, errlen, "not an E.164 number: \"%.20s\"",
                      q->numbers[i] != NULL ? q->numbers[i] : "(null)");
-            free(b.p);
+            evbuffer_free(b);
             return -1;
         }
-        if (i > 0) {
-            getdesk_buf_str(&b, ",");
-        }
-        getdesk_buf_str(&b, national);
+        evbuffer_add_printf(b, "%s%s", i > 0 ? "," : "", national);
     }
     if (q->start_date != NULL) {
-        getdesk_buf_str(&b, "&start_date=");
-        getdesk_buf_escaped(&b, q->start_date);
-        getdesk_buf_str(&b, "&end_date=");
-        getdesk_buf_escaped(&b, q->end_date);
+        vendor_url_param(b, '&', "start_date", q->start_date);
+        vendor_url_param(b, '&', "end_date", q->end_date);
     }
-    if (b.oom || vendor_http_set(out, "GET", b.p, NULL, headers) != 0) {
-        free(b.p);
+    url = util_evbuffer_dup(b, NULL);
+    evbuffer_free(b);
+    if (url == NULL || vendor_http_set(out, "GET", url, NULL, headers) != 0) {
+        free(url);
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    free(b.p);
+    free(url);
     return 0;
 }
 
