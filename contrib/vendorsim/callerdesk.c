@@ -42,10 +42,6 @@
 #define CDK_MAX_PER_PAGE 200
 #define CDK_WAV_DATA 8000
 /* GET pushes: attempts in all, first backoff, timeout per attempt, log size. */
-#define CDK_PUSH_ATTEMPTS 4
-#define CDK_PUSH_BACKOFF_MS 200
-#define CDK_PUSH_TIMEOUT_S 5
-#define CDK_PUSHLOG_MAX 1000
 
 struct cdk_call {
     struct cdk_call *prev, *next; /* creation order, oldest first */
@@ -72,29 +68,11 @@ struct cdk_call {
     struct event *timer;
 };
 
-/* One GET push in progress (all its attempts). */
-struct cdk_push {
-    struct cdk_push *prev, *next;
-    char *url; /* the target with the fields in its query */
-    char *uid, *campid, *status;
-    int attempt;
-    int completed; /* the current attempt has a result */
-    int waiting;   /* waiting for the backoff before the next */
-    int http_status;
-    char error[160];
-    uint64_t started_ms;
-    struct evhttp_connection *evcon;
-    struct event *timer;
-};
-
 static struct cdk_call *cdk_oldest;
 static struct cdk_call *cdk_newest;
 static size_t cdk_ncalls;
 static long cdk_next_campid = CDK_FIRST_CAMPID;
 static unsigned long cdk_next_sid;
-static struct cdk_push *cdk_pushes;
-static json_t *cdk_pushlog; /* GET push attempts, oldest first */
-static uint64_t cdk_pushlog_seq;
 
 static int cdk_auth_ok(struct sim_req *r);
 static void cdk_calls_json(json_t *out);
@@ -322,194 +300,7 @@ cdk_find_sid(const char *sid)
     return NULL;
 }
 
-/* ---- GET pushes ---- */
-
-static void
-cdk_push_free(struct cdk_push *p)
-{
-    if (p->prev != NULL) {
-        p->prev->next = p->next;
-    } else if (cdk_pushes == p) {
-        cdk_pushes = p->next;
-    }
-    if (p->next != NULL) {
-        p->next->prev = p->prev;
-    }
-    if (p->timer != NULL) {
-        event_free(p->timer);
-    }
-    if (p->evcon != NULL) {
-        evhttp_connection_free(p->evcon);
-    }
-    free(p->url);
-    free(p->uid);
-    free(p->campid);
-    free(p->status);
-    free(p);
-}
-
-static void
-cdk_pushlog_add(const struct cdk_push *p)
-{
-    json_t *e = json_object();
-
-    if (json_array_size(cdk_pushlog) >= CDK_PUSHLOG_MAX) {
-        json_array_remove(cdk_pushlog, 0);
-    }
-    json_object_set_new(e, "seq", json_integer((json_int_t)++cdk_pushlog_seq));
-    json_object_set_new(e, "vendor", json_string(cdk_vendor.name));
-    json_object_set_new(e, "method", json_string("GET"));
-    json_object_set_new(e, "url", sim_json_str_or_null(p->url));
-    json_object_set_new(e, "uuid", sim_json_str_or_null(p->uid));
-    json_object_set_new(e, "call_id", sim_json_str_or_null(p->campid));
-    json_object_set_new(e, "status", sim_json_str_or_null(p->status));
-    json_object_set_new(e, "attempt", json_integer(p->attempt));
-    json_object_set_new(e, "http_status", json_integer(p->http_status));
-    json_object_set_new(e, "error", p->error[0] ? json_string(p->error) : json_null());
-    json_object_set_new(e, "started_ms", json_integer((json_int_t)p->started_ms));
-    json_object_set_new(e, "ts_ms", json_integer((json_int_t)sim_now_ms()));
-    json_array_append_new(cdk_pushlog, e);
-}
-
-/* The attempt is over: look at it from the timer, on a fresh stack frame. */
-static void
-cdk_push_finish_attempt(struct cdk_push *p)
-{
-    if (!p->completed) {
-        p->completed = 1;
-        sim_timer_start(p->timer, 0);
-    }
-}
-
-static void
-cdk_push_error_cb(enum evhttp_request_error err, void *arg)
-{
-    struct cdk_push *p = arg;
-
-    snprintf(p->error, sizeof(p->error), "%s",
-             err == EVREQ_HTTP_TIMEOUT ? "timeout" : "connection failed or closed");
-}
-
-static void
-cdk_push_done_cb(struct evhttp_request *req, void *arg)
-{
-    struct cdk_push *p = arg;
-
-    if (p->completed) {
-        return;
-    }
-    p->http_status = req != NULL ? evhttp_request_get_response_code(req) : 0;
-    if (p->http_status == 0 && p->error[0] == '\0') {
-        snprintf(p->error, sizeof(p->error), "connection failed or no response");
-    }
-    cdk_push_finish_attempt(p);
-}
-
-static void
-cdk_push_attempt(struct cdk_push *p)
-{
-    struct evhttp_uri *u = evhttp_uri_parse(p->url);
-    const char *host = u != NULL ? evhttp_uri_get_host(u) : NULL;
-    const char *path, *query;
-    struct evhttp_request *req;
-    struct evkeyvalq *h;
-    char hostbuf[256], hosthdr[300];
-    char *target;
-    size_t tlen;
-    int port;
-
-    p->attempt++;
-    p->completed = 0;
-    p->waiting = 0;
-    p->http_status = 0;
-    p->error[0] = '\0';
-    p->started_ms = sim_now_ms();
-    if (host == NULL || *host == '\0') {
-        snprintf(p->error, sizeof(p->error), "invalid push URL");
-        p->attempt = CDK_PUSH_ATTEMPTS; /* retrying cannot help */
-        if (u != NULL) {
-            evhttp_uri_free(u);
-        }
-        cdk_push_finish_attempt(p);
-        return;
-    }
-    if (host[0] == '[') { /* an IPv6 literal: connect without the brackets */
-        snprintf(hostbuf, sizeof(hostbuf), "%.*s", (int)(strlen(host) - 2), host + 1);
-    } else {
-        snprintf(hostbuf, sizeof(hostbuf), "%s", host);
-    }
-    port = evhttp_uri_get_port(u);
-    if (port <= 0) {
-        port = 80;
-        snprintf(hosthdr, sizeof(hosthdr), "%s", host);
-    } else {
-        snprintf(hosthdr, sizeof(hosthdr), "%s:%d", host, port);
-    }
-    path = evhttp_uri_get_path(u);
-    if (path == NULL || *path == '\0') {
-        path = "/";
-    }
-    query = evhttp_uri_get_query(u);
-    tlen = strlen(path) + (query != NULL ? strlen(query) + 1 : 0) + 1;
-    target = malloc(tlen);
-    if (target == NULL) {
-        fprintf(stderr, "vendorsim: out of memory\n");
-        abort();
-    }
-    snprintf(target, tlen, "%s%s%s", path, query != NULL ? "?" : "", query != NULL ? query : "");
-    evhttp_uri_free(u);
-
-    p->evcon = evhttp_connection_base_new(sim_base, NULL, hostbuf, (unsigned short)port);
-    req = p->evcon != NULL ? evhttp_request_new(cdk_push_done_cb, p) : NULL;
-    if (req == NULL) {
-        snprintf(p->error, sizeof(p->error), "cannot create the request");
-        free(target);
-        cdk_push_finish_attempt(p);
-        return;
-    }
-    evhttp_connection_set_timeout(p->evcon, CDK_PUSH_TIMEOUT_S);
-    evhttp_request_set_error_cb(req, cdk_push_error_cb);
-    h = evhttp_request_get_output_headers(req);
-    evhttp_add_header(h, "Host", hosthdr);
-    evhttp_add_header(h, "User-Agent", "vendorsim");
-    evhttp_add_header(h, "Connection", "close");
-    /* The callbacks may run from inside this call (connection refused at once). */
-    if (evhttp_make_request(p->evcon, req, EVHTTP_REQ_GET, target) != 0) {
-        if (p->error[0] == '\0') {
-            snprintf(p->error, sizeof(p->error), "cannot send the request");
-        }
-        cdk_push_finish_attempt(p);
-    }
-    free(target);
-}
-
-static void
-cdk_push_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct cdk_push *p = arg;
-
-    if (p->waiting) {
-        cdk_push_attempt(p);
-        return;
-    }
-    if (!p->completed) {
-        return;
-    }
-    cdk_pushlog_add(p);
-    sim_log("callerdesk GET push %s attempt %d: %d%s%s", p->campid, p->attempt, p->http_status,
-            p->error[0] ? " " : "", p->error);
-    if (p->evcon != NULL) {
-        evhttp_connection_free(p->evcon);
-        p->evcon = NULL;
-    }
-    if ((p->http_status >= 200 && p->http_status < 300) || p->attempt >= CDK_PUSH_ATTEMPTS) {
-        cdk_push_free(p);
-        return;
-    }
-    p->completed = 0;
-    p->waiting = 1;
-    sim_timer_start(p->timer, (long)CDK_PUSH_BACKOFF_MS << (p->attempt - 1));
-}
+/* ---- webhooks ---- */
 
 /* Append s percent-encoded (RFC 3986 unreserved characters kept). */
 static void
@@ -528,16 +319,16 @@ cdk_escape(struct evbuffer *b, const char *s)
     }
 }
 
-/* GET url?<fields as a query string>, retried like the core's POST pushes. */
+/* GET url?<fields as a query string>, through the core's retrying push. */
 static void
 cdk_push_get(const char *url, json_t *fields, const char *uid, const char *campid,
              const char *status)
 {
     struct evbuffer *b = evbuffer_new();
-    struct cdk_push *p;
     const char *key;
     json_t *v;
     char sep = strchr(url, '?') != NULL ? '&' : '?';
+    char *full;
     size_t n;
 
     if (b == NULL) {
@@ -560,30 +351,17 @@ cdk_push_get(const char *url, json_t *fields, const char *uid, const char *campi
         cdk_escape(b, s);
         sep = '&';
     }
-    p = calloc(1, sizeof(*p));
-    if (p == NULL) {
-        fprintf(stderr, "vendorsim: out of memory\n");
-        abort();
-    }
     n = evbuffer_get_length(b);
-    p->url = malloc(n + 1);
-    if (p->url == NULL) {
+    full = malloc(n + 1);
+    if (full == NULL) {
         fprintf(stderr, "vendorsim: out of memory\n");
         abort();
     }
-    evbuffer_copyout(b, p->url, n);
-    p->url[n] = '\0';
+    evbuffer_copyout(b, full, n);
+    full[n] = '\0';
     evbuffer_free(b);
-    p->uid = sim_strdup(uid);
-    p->campid = sim_strdup(campid);
-    p->status = sim_strdup(status);
-    p->timer = sim_timer_new(cdk_push_timer_cb, p);
-    p->next = cdk_pushes;
-    if (cdk_pushes != NULL) {
-        cdk_pushes->prev = p;
-    }
-    cdk_pushes = p;
-    cdk_push_attempt(p);
+    sim_push(cdk_vendor.name, full, uid, campid, status, NULL);
+    free(full);
 }
 
 /* Send one webhook (fields is consumed) to the push URL, if one is set. */
@@ -1291,26 +1069,6 @@ cdk_call_end(const char *call_id, const char *status, char *err, size_t errlen)
 }
 
 static void
-cdk_pushes_get(struct sim_req *r)
-{
-    json_t *o = json_object();
-
-    json_object_set_new(o, "count", json_integer((json_int_t)json_array_size(cdk_pushlog)));
-    json_object_set(o, "pushes", cdk_pushlog);
-    sim_reply_json(r, 200, o);
-}
-
-static void
-cdk_pushes_delete(struct sim_req *r)
-{
-    json_t *o = json_object();
-
-    json_array_clear(cdk_pushlog);
-    json_object_set_new(o, "ok", json_true());
-    sim_reply_json(r, 200, o);
-}
-
-static void
 cdk_cleanup(void)
 {
     while (cdk_oldest != NULL) {
@@ -1321,26 +1079,14 @@ cdk_cleanup(void)
     }
     cdk_newest = NULL;
     cdk_ncalls = 0;
-    while (cdk_pushes != NULL) {
-        cdk_push_free(cdk_pushes);
-    }
-    json_decref(cdk_pushlog);
-    cdk_pushlog = NULL;
 }
 
 void
 callerdesk_init(void)
 {
-    cdk_pushlog = json_array();
-    if (cdk_pushlog == NULL) {
-        fprintf(stderr, "vendorsim: out of memory\n");
-        abort();
-    }
     sim_vendor_register(&cdk_vendor);
     sim_route_add(&cdk_vendor, "GET", "", "/api/click_to_call_v2", cdk_click_to_call);
     sim_route_add(&cdk_vendor, "POST", "", "/api/call_list_v2", cdk_call_list);
     /* Registered before CloudDialer's /recordings/{name}, which would take these. */
     sim_route_add(&cdk_vendor, "GET", "", "/recordings/cd_{name}", cdk_recording_get);
-    sim_route_add(NULL, "GET", "", "/_sim/callerdesk/pushes", cdk_pushes_get);
-    sim_route_add(NULL, "DELETE", "", "/_sim/callerdesk/pushes", cdk_pushes_delete);
 }

@@ -1076,12 +1076,15 @@ main_push_attempt(struct main_push *p)
     evhttp_request_set_error_cb(req, main_push_error_cb);
     h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Host", hosthdr);
-    evhttp_add_header(h, "Content-Type", "application/json");
     evhttp_add_header(h, "User-Agent", "vendorsim");
     evhttp_add_header(h, "Connection", "close");
-    evbuffer_add(evhttp_request_get_output_buffer(req), p->body, strlen(p->body));
+    if (p->body != NULL) {
+        evhttp_add_header(h, "Content-Type", "application/json");
+        evbuffer_add(evhttp_request_get_output_buffer(req), p->body, strlen(p->body));
+    }
     /* The callbacks may run from inside this call (refused at once). */
-    if (evhttp_make_request(p->evcon, req, EVHTTP_REQ_POST, target) != 0) {
+    if (evhttp_make_request(p->evcon, req, p->body != NULL ? EVHTTP_REQ_POST : EVHTTP_REQ_GET,
+                            target) != 0) {
         if (p->error[0] == '\0') {
             snprintf(p->error, sizeof(p->error), "cannot send request");
         }
@@ -1129,7 +1132,7 @@ sim_push(const char *vendor, const char *url, const char *uuid, const char *call
     p->uuid = sim_strdup(uuid);
     p->call_id = sim_strdup(call_id);
     p->status = sim_strdup(status);
-    p->body = sim_strdup(body ? body : "");
+    p->body = sim_strdup(body); /* NULL: a GET, the fields in the URL's query */
     p->timer = sim_timer_new(main_push_timer_cb, p);
     p->next = main_pushes;
     if (main_pushes != NULL) {

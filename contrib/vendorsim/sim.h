@@ -194,9 +194,10 @@ void sim_timer_start(struct event *ev, long ms);
 void sim_log(const char *fmt, ...) SIM_PRINTF(1, 2);
 
 /*
- * POST body (JSON text) to url; on a connection failure or a non-2xx
- * answer retry up to 3 more times (backoff 200 ms, doubling). Every attempt
- * is recorded for GET /_sim/pushes under vendor, uuid, call_id and status.
+ * POST body (JSON text) to url -- or, with body NULL, GET url (the fields in
+ * its query string); on a connection failure or a non-2xx answer retry up to
+ * 3 more times (backoff 200 ms, doubling). Every attempt is recorded for
+ * GET /_sim/pushes under vendor, uuid, call_id and status.
  */
 void sim_push(const char *vendor, const char *url, const char *uuid, const char *call_id,
               const char *status, const char *body);
