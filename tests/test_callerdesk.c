@@ -15,6 +15,8 @@
 #include <string.h>
 
 #include <criterion/criterion.h>
+
+#include "helpers/fixture.h"
 #include <jansson.h>
 
 #include "callrec.h"
@@ -68,52 +70,6 @@ teardown(void)
 }
 
 TestSuite(callerdesk, .init = setup, .fini = teardown, .timeout = 10);
-
-static char *
-read_fixture(const char *name, size_t *len)
-{
-    char path[512];
-    FILE *f;
-    long n;
-    char *buf;
-
-    snprintf(path, sizeof(path), "%s/tests/fixtures/callerdesk/%s", CG_SRCDIR, name);
-    f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
-    n = ftell(f);
-    cr_assert_gt(n, 0);
-    rewind(f);
-    buf = malloc((size_t)n + 1);
-    cr_assert_not_null(buf);
-    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
-static json_t *
-load_json(const char *text)
-{
-    json_error_t jerr;
-    json_t *j = json_loads(text, JSON_DECODE_ANY, &jerr);
-
-    cr_assert_not_null(j, "bad JSON in the test: %s (%s)", jerr.text, text);
-    return j;
-}
-
-static void
-assert_json_eq(json_t *got, json_t *want)
-{
-    char *g = json_dumps(got, JSON_SORT_KEYS | JSON_ENCODE_ANY);
-    char *w = json_dumps(want, JSON_SORT_KEYS | JSON_ENCODE_ANY);
-    int eq = json_equal(got, want);
-
-    cr_assert(eq, "JSON differs\n got: %s\nwant: %s", g, w);
-    free(g);
-    free(w);
-}
 
 static int
 has_header(const struct vendor_http *h, const char *want)
@@ -245,7 +201,7 @@ Test(callerdesk, build_place_deskphone_sources, .timeout = 10)
     free(url);
 
     /* options.deskphone is sent verbatim (encoded) and wins over both. */
-    options = load_json("{\"deskphone\":\"0120 456/7890\"}");
+    options = fixture_json("{\"deskphone\":\"0120 456/7890\"}");
     tv.options = options;
     memset(&c2, 0, sizeof(c2));
     vendor_ctx_init(&c2, &cv, &tv);
@@ -329,7 +285,7 @@ Test(callerdesk, build_place_refusals, .timeout = 10)
     c2.from_number = NULL;
     call.from = NULL;
     place_bad(&c2, &call, "deskphone");
-    c2.options = options = load_json("{\"other\":\"x\"}");
+    c2.options = options = fixture_json("{\"other\":\"x\"}");
     place_bad(&c2, &call, "deskphone");
 }
 
@@ -412,13 +368,13 @@ Test(callerdesk, parse_place_fixtures, .timeout = 10)
 {
     struct vendor_placed out;
     size_t len;
-    char *body = read_fixture("c2c_success.json", &len);
+    char *body = fixture_read("callerdesk", "c2c_success.json", &len);
 
     ops->parse_place(&ctx, 200, body, len, &out);
     cr_assert_eq(out.outcome, VENDOR_ACCEPTED);
     cr_assert_str_eq(out.vendor_call_id, "45717408");
     free(body);
-    body = read_fixture("c2c_invalid_auth.json", &len);
+    body = fixture_read("callerdesk", "c2c_invalid_auth.json", &len);
     ops->parse_place(&ctx, 200, body, len, &out);
     cr_assert_eq(out.outcome, VENDOR_REJECTED);
     cr_assert_str_eq(out.detail, "Invalid Auth Code!");
@@ -506,7 +462,7 @@ Test(callerdesk, webhook_post_json_report, .timeout = 10)
 {
     struct vendor_update u;
     size_t len;
-    char *body = read_fixture("report_answered.json", &len);
+    char *body = fixture_read("callerdesk", "report_answered.json", &len);
 
     hook_ok("POST", NULL, body, len, &u);
     assert_answered_report(&u);
@@ -522,7 +478,7 @@ Test(callerdesk, webhook_form_post, .timeout = 10)
 {
     struct vendor_update u;
     size_t len;
-    char *body = read_fixture("report_answered.form", &len);
+    char *body = fixture_read("callerdesk", "report_answered.form", &len);
 
     hook_ok("POST", NULL, body, len, &u);
     assert_answered_report(&u);
@@ -534,7 +490,7 @@ Test(callerdesk, webhook_get_query, .timeout = 10)
 {
     struct vendor_update u;
     size_t len;
-    char *query = read_fixture("report_noanswer.query", &len);
+    char *query = fixture_read("callerdesk", "report_noanswer.query", &len);
 
     hook_ok("GET", query, "", 0, &u);
     cr_assert_str_eq(u.call_id, "call_01J2ABCDEF");
@@ -692,7 +648,7 @@ Test(callerdesk, webhook_live_events, .timeout = 10)
 {
     struct vendor_update u;
     size_t len;
-    char *body = read_fixture("live_picked.json", &len);
+    char *body = fixture_read("callerdesk", "live_picked.json", &len);
 
     hook_ok("POST", NULL, body, len, &u);
     cr_assert_eq(u.status, CALL_IN_PROGRESS);
@@ -918,8 +874,8 @@ Test(callerdesk, webhook_dedupe_keys, .timeout = 10)
 {
     struct vendor_update a, b;
     size_t len;
-    char *body = read_fixture("report_answered.json", &len);
-    char *form = read_fixture("report_answered.form", &len);
+    char *body = fixture_read("callerdesk", "report_answered.json", &len);
+    char *form = fixture_read("callerdesk", "report_answered.form", &len);
 
     /* A redelivery, in either encoding, has the same key. */
     hook_ok("POST", NULL, body, strlen(body), &a);
@@ -1061,7 +1017,7 @@ static void
 history_bad(long status, const char *body, const char *want)
 {
     struct vendor_history_query q = a_query();
-    json_t *rows = load_json("[{\"vendor\":\"other\"}]");
+    json_t *rows = fixture_json("[{\"vendor\":\"other\"}]");
     char err[256] = "";
     int more = 1;
 
@@ -1077,11 +1033,11 @@ history_bad(long status, const char *body, const char *want)
 Test(callerdesk, parse_history_rows, .timeout = 10)
 {
     size_t len, wlen;
-    char *body = read_fixture("call_list.json", &len);
-    char *want_text = read_fixture("call_list.neutral.json", &wlen);
+    char *body = fixture_read("callerdesk", "call_list.json", &len);
+    char *want_text = fixture_read("callerdesk", "call_list.neutral.json", &wlen);
     struct vendor_history_query q = a_query();
-    json_t *rows = load_json("[{\"vendor\":\"earlier\"}]");
-    json_t *want = load_json(want_text);
+    json_t *rows = fixture_json("[{\"vendor\":\"earlier\"}]");
+    json_t *want = fixture_json(want_text);
     char err[256] = "";
     int more = 1;
 
@@ -1090,7 +1046,7 @@ Test(callerdesk, parse_history_rows, .timeout = 10)
     cr_assert_eq(ops->parse_history(&ctx, &q, 200, body, len, rows, &more, err, sizeof(err)), 0,
                  "refused: %s", err);
     cr_assert_eq(more, 0);
-    assert_json_eq(rows, want);
+    fixture_assert_json_eq(rows, want);
     json_decref(rows);
     json_decref(want);
     free(body);
@@ -1162,7 +1118,7 @@ Test(callerdesk, parse_history_no_data, .timeout = 10)
         "{\"type\":\"ERROR\",\"message\":\"NO DATA\"}",
     };
     size_t i, len;
-    char *body = read_fixture("call_list_nodata.json", &len);
+    char *body = fixture_read("callerdesk", "call_list_nodata.json", &len);
     int more;
     json_t *rows = history_ok(200, body, 1, &more);
 

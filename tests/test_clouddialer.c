@@ -16,6 +16,8 @@
 #include <string.h>
 
 #include <criterion/criterion.h>
+
+#include "helpers/fixture.h"
 #include <jansson.h>
 
 #include "conf.h"
@@ -416,30 +418,6 @@ Test(clouddialer, parse_place_long_values_truncated, .timeout = 10)
  * parse_webhook
  */
 
-static char *
-read_fixture(const char *name, size_t *len)
-{
-    char path[512];
-    FILE *f;
-    long n;
-    char *buf;
-
-    snprintf(path, sizeof(path), "%s/tests/fixtures/clouddialer/%s", CG_SRCDIR, name);
-    f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
-    n = ftell(f);
-    cr_assert_gt(n, 0);
-    rewind(f);
-    buf = malloc((size_t)n + 1);
-    cr_assert_not_null(buf);
-    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
 /* Parse body as a POST push; must succeed. */
 static void
 push_ok(const char *body, struct vendor_update *u)
@@ -470,7 +448,7 @@ Test(clouddialer, webhook_doc_example, .timeout = 10)
 {
     struct vendor_update u;
     size_t len;
-    char *body = read_fixture("push_answer.json", &len);
+    char *body = fixture_read("clouddialer", "push_answer.json", &len);
     char err[256] = "";
 
     vendor_update_init(&u);

@@ -17,6 +17,8 @@
 #include <string.h>
 
 #include <criterion/criterion.h>
+
+#include "helpers/fixture.h"
 #include <jansson.h>
 
 #include "conf.h"
@@ -91,52 +93,6 @@ has_header(const struct vendor_http *h, const char *want)
     return 0;
 }
 
-static char *
-read_fixture(const char *name, size_t *len)
-{
-    char path[512];
-    FILE *f;
-    long n;
-    char *buf;
-
-    snprintf(path, sizeof(path), "%s/tests/fixtures/getdesk/%s", CG_SRCDIR, name);
-    f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
-    n = ftell(f);
-    cr_assert_gt(n, 0);
-    rewind(f);
-    buf = malloc((size_t)n + 1);
-    cr_assert_not_null(buf);
-    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
-static json_t *
-load_json(const char *text)
-{
-    json_error_t jerr;
-    json_t *j = json_loads(text, JSON_DECODE_ANY, &jerr);
-
-    cr_assert_not_null(j, "bad JSON in the test: %s (%s)", jerr.text, text);
-    return j;
-}
-
-static void
-assert_json_eq(json_t *got, json_t *want)
-{
-    char *g = json_dumps(got, JSON_SORT_KEYS | JSON_ENCODE_ANY);
-    char *w = json_dumps(want, JSON_SORT_KEYS | JSON_ENCODE_ANY);
-    int eq = json_equal(got, want);
-
-    cr_assert(eq, "JSON differs\n got: %s\nwant: %s", g, w);
-    free(g);
-    free(w);
-}
-
 /* Build with build_history (counts = 0) or build_counts; must succeed. */
 static void
 build_ok(int counts, const struct vendor_ctx *c, const struct vendor_history_query *q,
@@ -196,7 +152,7 @@ static void
 history_bad(long status, const char *body, const char *want)
 {
     struct vendor_history_query q = a_query();
-    json_t *rows = load_json("[{\"vendor\":\"other\"}]");
+    json_t *rows = fixture_json("[{\"vendor\":\"other\"}]");
     char err[256] = "";
     int more = 0;
 
@@ -475,11 +431,11 @@ Test(getdesk, build_counts_refuses, .timeout = 10)
 Test(getdesk, parse_history_doc_rows, .timeout = 10)
 {
     size_t len, wlen;
-    char *body = read_fixture("call_log.json", &len);
-    char *want_text = read_fixture("call_log.neutral.json", &wlen);
+    char *body = fixture_read("getdesk", "call_log.json", &len);
+    char *want_text = fixture_read("getdesk", "call_log.neutral.json", &wlen);
     struct vendor_history_query q = a_query();
-    json_t *rows = load_json("[{\"vendor\":\"earlier\"}]");
-    json_t *want = load_json(want_text);
+    json_t *rows = fixture_json("[{\"vendor\":\"earlier\"}]");
+    json_t *want = fixture_json(want_text);
     char err[256] = "";
     int more = 1;
 
@@ -487,7 +443,7 @@ Test(getdesk, parse_history_doc_rows, .timeout = 10)
     cr_assert_eq(ops->parse_history(&ctx, &q, 200, body, len, rows, &more, err, sizeof(err)), 0,
                  "refused: %s", err);
     cr_assert_eq(more, 0);
-    assert_json_eq(rows, want);
+    fixture_assert_json_eq(rows, want);
     json_decref(rows);
     json_decref(want);
     free(body);
@@ -641,14 +597,14 @@ Test(getdesk, parse_history_extra_keys_and_odd_types, .timeout = 10)
                         "\"agent_extension\":2003,\"agent_fullname\":null,"
                         "\"queue_name\":\"support\",\"nested\":{\"a\":[1,2]},"
                         "\"wrapup_name\":\"Follow-up\",\"wrapup_note\":\"call back\"}");
-    json_t *want = load_json("{\"vendor\":\"getdesk\",\"direction\":\"inbound\","
+    json_t *want = fixture_json("{\"vendor\":\"getdesk\",\"direction\":\"inbound\","
                              "\"started_at\":\"2024-05-01T04:15:00Z\",\"duration_seconds\":5,"
                              "\"status\":\"completed\",\"disposition\":\"ANSWERED\","
                              "\"agent_name\":null,\"agent_extension\":\"2003\",\"trunk\":null,"
                              "\"phone_number\":\"+9779811789678\",\"recording_url\":null,"
                              "\"wrapup\":{\"name\":\"Follow-up\",\"note\":\"call back\"}}");
 
-    assert_json_eq(r, want);
+    fixture_assert_json_eq(r, want);
     json_decref(r);
     json_decref(want);
 
@@ -811,7 +767,7 @@ static void
 counts_bad(long status, const char *body, const char *want)
 {
     struct vendor_history_query q = a_query();
-    json_t *counts = load_json("{\"+9779811789678\":{\"total\":1,\"inbound\":1,\"outbound\":0}}");
+    json_t *counts = fixture_json("{\"+9779811789678\":{\"total\":1,\"inbound\":1,\"outbound\":0}}");
     json_t *before = json_deep_copy(counts);
     char err[256] = "";
 
@@ -823,7 +779,7 @@ counts_bad(long status, const char *body, const char *want)
     if (want != NULL) {
         cr_assert_str_eq(err, want);
     }
-    assert_json_eq(counts, before);
+    fixture_assert_json_eq(counts, before);
     json_decref(counts);
     json_decref(before);
 }
@@ -832,10 +788,10 @@ static void
 counts_expect(const char *body, const char *want_text)
 {
     json_t *counts = json_object();
-    json_t *want = load_json(want_text);
+    json_t *want = fixture_json(want_text);
 
     counts_ok(200, body, counts);
-    assert_json_eq(counts, want);
+    fixture_assert_json_eq(counts, want);
     json_decref(counts);
     json_decref(want);
 }
@@ -843,7 +799,7 @@ counts_expect(const char *body, const char *want_text)
 Test(getdesk, parse_counts_doc_sample, .timeout = 10)
 {
     size_t len;
-    char *body = read_fixture("call_count.json", &len);
+    char *body = fixture_read("getdesk", "call_count.json", &len);
 
     counts_expect(body, "{\"+9779811789678\":{\"total\":59,\"inbound\":1,\"outbound\":58}}");
     free(body);
@@ -891,9 +847,9 @@ Test(getdesk, parse_counts_unknown_numbers_ignored, .timeout = 10)
 
 Test(getdesk, parse_counts_accumulates, .timeout = 10)
 {
-    json_t *counts = load_json("{\"+9779811789678\":{\"total\":10,\"inbound\":4,\"outbound\":6},"
+    json_t *counts = fixture_json("{\"+9779811789678\":{\"total\":10,\"inbound\":4,\"outbound\":6},"
                                "\"+15550001111\":{\"total\":1,\"inbound\":1,\"outbound\":0}}");
-    json_t *want = load_json("{\"+9779811789678\":{\"total\":69,\"inbound\":5,\"outbound\":64},"
+    json_t *want = fixture_json("{\"+9779811789678\":{\"total\":69,\"inbound\":5,\"outbound\":64},"
                              "\"+9779800000000\":{\"total\":4,\"inbound\":2,\"outbound\":2},"
                              "\"+15550001111\":{\"total\":1,\"inbound\":1,\"outbound\":0}}");
 
@@ -903,11 +859,11 @@ Test(getdesk, parse_counts_accumulates, .timeout = 10)
               "{\"total_calls\":4,\"phone_number\":\"9800000000\",\"inbound_calls\":\"2\","
               "\"outbound_calls\":\"2\"}]",
               counts);
-    assert_json_eq(counts, want);
+    fixture_assert_json_eq(counts, want);
     json_decref(want);
 
     /* The same number twice in one answer adds up too. */
-    want = load_json("{\"+9779811789678\":{\"total\":71,\"inbound\":6,\"outbound\":65},"
+    want = fixture_json("{\"+9779811789678\":{\"total\":71,\"inbound\":6,\"outbound\":65},"
                      "\"+9779800000000\":{\"total\":4,\"inbound\":2,\"outbound\":2},"
                      "\"+15550001111\":{\"total\":1,\"inbound\":1,\"outbound\":0}}");
     counts_ok(200,
@@ -916,7 +872,7 @@ Test(getdesk, parse_counts_accumulates, .timeout = 10)
               "{\"total_calls\":1,\"phone_number\":\"09811789678\",\"inbound_calls\":\"0\","
               "\"outbound_calls\":\"1\"}]",
               counts);
-    assert_json_eq(counts, want);
+    fixture_assert_json_eq(counts, want);
     json_decref(want);
     json_decref(counts);
 }
