@@ -91,6 +91,8 @@ struct main_pushent {
 struct main_push {
     struct main_push *prev, *next;
     char *vendor, *url, *uuid, *call_id, *status, *body;
+    struct sim_header *headers; /* extra request headers, sent with every attempt */
+    size_t nheaders;
     int attempt;
     int completed; /* the current attempt has a result */
     int waiting;   /* waiting for the backoff before the next */
@@ -579,6 +581,11 @@ sim_req_free(struct sim_req *r)
     if (r->resp_body != NULL) {
         evbuffer_free(r->resp_body);
     }
+    for (i = 0; i < r->nresp_headers; i++) {
+        free(r->resp_headers[i].name);
+        free(r->resp_headers[i].value);
+    }
+    free(r->resp_headers);
     free(r);
 }
 
@@ -687,6 +694,22 @@ sim_reply_error(struct sim_req *r, int code, const char *fmt, ...)
 }
 
 void
+sim_reply_header(struct sim_req *r, const char *name, const char *value)
+{
+    struct sim_header *h =
+        realloc(r->resp_headers, (r->nresp_headers + 1) * sizeof(*r->resp_headers));
+
+    if (h == NULL) {
+        fprintf(stderr, "vendorsim: out of memory\n");
+        abort();
+    }
+    r->resp_headers = h;
+    h[r->nresp_headers].name = sim_strdup(name);
+    h[r->nresp_headers].value = sim_strdup(value);
+    r->nresp_headers++;
+}
+
+void
 sim_process(struct sim_req *r)
 {
     if (r->route != NULL) {
@@ -706,6 +729,7 @@ sim_send(struct sim_req *r)
 {
     if (r->req != NULL) {
         struct evkeyvalq *out = evhttp_request_get_output_headers(r->req);
+        size_t i;
 
         if (!r->replied) {
             sim_reply_error(r, 500, "No answer");
@@ -713,6 +737,9 @@ sim_send(struct sim_req *r)
         evhttp_add_header(out, "Content-Type", r->resp_ctype);
         if (r->resp_code == 405 && r->allow[0] != '\0') {
             evhttp_add_header(out, "Allow", r->allow);
+        }
+        for (i = 0; i < r->nresp_headers; i++) {
+            evhttp_add_header(out, r->resp_headers[i].name, r->resp_headers[i].value);
         }
         evhttp_send_reply(r->req, r->resp_code, NULL, r->resp_body);
         sim_log("%s %s -> %d%s%s", r->method, r->path, r->resp_code, r->fault ? " fault=" : "",
@@ -904,6 +931,8 @@ main_pushlog_add(const struct main_push *p)
 static void
 main_push_free(struct main_push *p)
 {
+    size_t i;
+
     if (p->prev != NULL) {
         p->prev->next = p->next;
     } else if (main_pushes == p) {
@@ -924,6 +953,11 @@ main_push_free(struct main_push *p)
     free(p->call_id);
     free(p->status);
     free(p->body);
+    for (i = 0; i < p->nheaders; i++) {
+        free(p->headers[i].name);
+        free(p->headers[i].value);
+    }
+    free(p->headers);
     free(p);
 }
 
@@ -1011,6 +1045,7 @@ main_push_attempt(struct main_push *p)
     char hosthdr[300];
     char *target;
     size_t tlen;
+    size_t i;
     int port;
 
     p->attempt++;
@@ -1078,6 +1113,9 @@ main_push_attempt(struct main_push *p)
     evhttp_add_header(h, "Host", hosthdr);
     evhttp_add_header(h, "User-Agent", "vendorsim");
     evhttp_add_header(h, "Connection", "close");
+    for (i = 0; i < p->nheaders; i++) {
+        evhttp_add_header(h, p->headers[i].name, p->headers[i].value);
+    }
     if (p->body != NULL) {
         evhttp_add_header(h, "Content-Type", "application/json");
         evbuffer_add(evhttp_request_get_output_buffer(req), p->body, strlen(p->body));
@@ -1125,7 +1163,15 @@ void
 sim_push(const char *vendor, const char *url, const char *uuid, const char *call_id,
          const char *status, const char *body)
 {
+    sim_push_ex(vendor, url, uuid, call_id, status, body, NULL, 0);
+}
+
+void
+sim_push_ex(const char *vendor, const char *url, const char *uuid, const char *call_id,
+            const char *status, const char *body, const struct sim_header *headers, size_t nheaders)
+{
     struct main_push *p = main_xcalloc(1, sizeof(*p));
+    size_t i;
 
     p->vendor = sim_strdup(vendor);
     p->url = sim_strdup(url ? url : "");
@@ -1133,6 +1179,14 @@ sim_push(const char *vendor, const char *url, const char *uuid, const char *call
     p->call_id = sim_strdup(call_id);
     p->status = sim_strdup(status);
     p->body = sim_strdup(body); /* NULL: a GET, the fields in the URL's query */
+    if (nheaders > 0) {
+        p->headers = main_xcalloc(nheaders, sizeof(*p->headers));
+        for (i = 0; i < nheaders; i++) {
+            p->headers[i].name = sim_strdup(headers[i].name);
+            p->headers[i].value = sim_strdup(headers[i].value);
+        }
+        p->nheaders = nheaders;
+    }
     p->timer = sim_timer_new(main_push_timer_cb, p);
     p->next = main_pushes;
     if (main_pushes != NULL) {
@@ -1529,6 +1583,7 @@ main_usage(FILE *to)
                 "                 [--clouddialer-key KEY] [--push-url URL]\n"
                 "                 [--getdesk-token TOKEN]\n"
                 "                 [--callerdesk-authcode CODE] [--callerdesk-push-url URL]\n"
+                "                 [--ccai-user USER] [--ccai-token TOKEN] [--ccai-push-url URL]\n"
                 "                 [--call-ms N] [--ring-ms N]\n"
                 "                 [--outcome ANSWER|NO_ANSWER|BUSY|FAILED|CANCELED] [--quiet]\n");
 }
@@ -1605,7 +1660,10 @@ main_parse_args(int argc, char **argv)
         O_HELP,
         O_GD_TOKEN,
         O_CDK_AUTHCODE,
-        O_CDK_PUSH
+        O_CDK_PUSH,
+        O_CCAI_USER,
+        O_CCAI_TOKEN,
+        O_CCAI_PUSH
     };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
@@ -1615,6 +1673,9 @@ main_parse_args(int argc, char **argv)
         {"getdesk-token", required_argument, NULL, O_GD_TOKEN},
         {"callerdesk-authcode", required_argument, NULL, O_CDK_AUTHCODE},
         {"callerdesk-push-url", required_argument, NULL, O_CDK_PUSH},
+        {"ccai-user", required_argument, NULL, O_CCAI_USER},
+        {"ccai-token", required_argument, NULL, O_CCAI_TOKEN},
+        {"ccai-push-url", required_argument, NULL, O_CCAI_PUSH},
         {"call-ms", required_argument, NULL, O_CALL},
         {"ring-ms", required_argument, NULL, O_RING},
         {"outcome", required_argument, NULL, O_OUTCOME},
@@ -1669,6 +1730,32 @@ main_parse_args(int argc, char **argv)
             }
             free(sim_cfg.cdk_push_url);
             sim_cfg.cdk_push_url = sim_strdup(optarg);
+            break;
+        case O_CCAI_USER:
+            /* A colon would make the Basic credentials ambiguous. */
+            if (*optarg == '\0' || strchr(optarg, ':') != NULL) {
+                fprintf(stderr, "vendorsim: --ccai-user must be non-empty, without ':'\n");
+                return -1;
+            }
+            free(sim_cfg.ccai_user);
+            sim_cfg.ccai_user = sim_strdup(optarg);
+            break;
+        case O_CCAI_TOKEN:
+            if (*optarg == '\0') {
+                fprintf(stderr, "vendorsim: --ccai-token must not be empty\n");
+                return -1;
+            }
+            free(sim_cfg.ccai_token);
+            sim_cfg.ccai_token = sim_strdup(optarg);
+            break;
+        case O_CCAI_PUSH:
+            if (!sim_url_valid(optarg)) {
+                fprintf(stderr, "vendorsim: bad --ccai-push-url %s (want http://host:port/path)\n",
+                        optarg);
+                return -1;
+            }
+            free(sim_cfg.ccai_push_url);
+            sim_cfg.ccai_push_url = sim_strdup(optarg);
             break;
         case O_PUSH:
             if (!sim_url_valid(optarg)) {
@@ -1800,8 +1887,12 @@ main_cleanup(void)
     free(sim_cfg.gd_token);
     free(sim_cfg.cdk_authcode);
     free(sim_cfg.cdk_push_url);
+    free(sim_cfg.ccai_user);
+    free(sim_cfg.ccai_token);
+    free(sim_cfg.ccai_push_url);
     sim_cfg.port_file = sim_cfg.cd_key = sim_cfg.cd_push_url = sim_cfg.gd_token = NULL;
     sim_cfg.cdk_authcode = sim_cfg.cdk_push_url = NULL;
+    sim_cfg.ccai_user = sim_cfg.ccai_token = sim_cfg.ccai_push_url = NULL;
 }
 
 int
@@ -1819,6 +1910,8 @@ main(int argc, char **argv)
     sim_cfg.cd_key = sim_strdup("cd-test-key");
     sim_cfg.gd_token = sim_strdup("gd-test-token");
     sim_cfg.cdk_authcode = sim_strdup("cdk-test-authcode");
+    sim_cfg.ccai_user = sim_strdup("ccai-test");
+    sim_cfg.ccai_token = sim_strdup("ccai-test-token");
     sim_cfg.call_ms = 300;
     sim_cfg.ring_ms = 100;
     snprintf(sim_cfg.outcome, sizeof(sim_cfg.outcome), "ANSWER");
@@ -1858,6 +1951,7 @@ main(int argc, char **argv)
     callerdesk_init(); /* first: its /recordings/cd_* route must precede CloudDialer's */
     clouddialer_init();
     getdesk_init();
+    ccai_init();
 
     bound = evhttp_bind_socket_with_handle(main_http, sim_cfg.listen_host,
                                            (unsigned short)sim_cfg.listen_port);

@@ -44,6 +44,9 @@ struct sim_config {
     char *cdk_authcode;   /* Callerdesk authcode */
     char *cdk_push_url;   /* Callerdesk webhook URL; NULL: no webhooks */
     int cdk_push_get;     /* Callerdesk webhooks as GET + query string (else POST JSON) */
+    char *ccai_user;      /* CCAI Platform Basic auth user name */
+    char *ccai_token;     /* CCAI Platform Basic auth password (the API token) */
+    char *ccai_push_url;  /* CCAI external session events URL; NULL: none */
     int call_ms;          /* simulated call length before the result */
     int ring_ms;          /* from INITIATED to ANSWER (or the failure) */
     char outcome[16];     /* default outcome of new calls */
@@ -93,6 +96,8 @@ struct sim_req {
     int resp_code;
     char resp_ctype[64];
     struct evbuffer *resp_body;
+    struct sim_header *resp_headers; /* extra answer headers */
+    size_t nresp_headers;
     const char *fault; /* fault mode applied, for the log line */
 };
 
@@ -117,6 +122,7 @@ struct sim_vendor {
 void clouddialer_init(void);
 void getdesk_init(void);
 void callerdesk_init(void);
+void ccai_init(void);
 void faults_init(void);
 void sink_init(void);
 
@@ -163,6 +169,11 @@ void sim_reply(struct sim_req *r, int code, const char *ctype, const void *body,
 void sim_reply_json(struct sim_req *r, int code, json_t *obj);
 /* {"status":"error","message":"..."} */
 void sim_reply_error(struct sim_req *r, int code, const char *fmt, ...) SIM_PRINTF(3, 4);
+/*
+ * Add a header to r's answer (Retry-After, WWW-Authenticate, ...); strings
+ * are copied. Call it along with one of the sim_reply*() functions.
+ */
+void sim_reply_header(struct sim_req *r, const char *name, const char *value);
 
 /* JSON helpers. */
 /* A JSON string of s[0..len) with invalid UTF-8 replaced by U+FFFD. */
@@ -201,6 +212,13 @@ void sim_log(const char *fmt, ...) SIM_PRINTF(1, 2);
  */
 void sim_push(const char *vendor, const char *url, const char *uuid, const char *call_id,
               const char *status, const char *body);
+/*
+ * sim_push() that also sends the nheaders headers (Authorization, ...)
+ * with every attempt. The headers are copied; they are not logged.
+ */
+void sim_push_ex(const char *vendor, const char *url, const char *uuid, const char *call_id,
+                 const char *status, const char *body, const struct sim_header *headers,
+                 size_t nheaders);
 
 /* ---- faults (faults.c) ---- */
 
