@@ -169,6 +169,14 @@ vendor_url_param(struct evbuffer *b, char sep, const char *name, const char *val
     vendor_url_escape(b, value);
 }
 
+const char *
+vendor_option(const struct vendor_ctx *ctx, const char *name)
+{
+    json_t *v = ctx->options != NULL ? json_object_get(ctx->options, name) : NULL;
+
+    return json_is_string(v) && json_string_length(v) > 0 ? json_string_value(v) : NULL;
+}
+
 int
 vendor_date_ok(const char *s)
 {

@@ -199,6 +199,9 @@ void vendor_url_escape(struct evbuffer *b, const char *value);
 /* Append "<sep>name=<value percent-encoded>"; sep 0 writes no separator. */
 void vendor_url_param(struct evbuffer *b, char sep, const char *name, const char *value);
 
+/* The tenant's options[name] when it is a non-empty string, else NULL. */
+const char *vendor_option(const struct vendor_ctx *ctx, const char *name);
+
 /* 1 when s has the shape YYYY-MM-DD. */
 int vendor_date_ok(const char *s);
 

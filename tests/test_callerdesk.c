@@ -187,6 +187,38 @@ Test(callerdesk, build_place_agent_number_forms, .timeout = 10)
     }
 }
 
+Test(callerdesk, build_place_by_member_id, .timeout = 10)
+{
+    struct vendor_call call = a_call();
+    struct vendor_ctx c2 = ctx;
+    char *url;
+
+    /* "member:<id>" calls click_to_call_v4 with member_id instead of leg A's number. */
+    call.agent = "member:1042";
+    url = place_url(&ctx, &call);
+    cr_assert_str_eq(url, BASE "/api/click_to_call_v4?authcode=cdk-key&member_id=1042"
+                               "&calling_party_b=9876543210&deskphone=8062987377"
+                               "&call_from_did=1&uid=call_01J2ABCDEF");
+    free(url);
+
+    /* options.agent_identity = member_id: every agent is a member id. */
+    options = fixture_json("{\"agent_identity\":\"member_id\","
+                           "\"member_call_path\":\"/api/click2call_via_memberid\"}");
+    c2.options = options;
+    call.agent = "77";
+    url = place_url(&c2, &call);
+    cr_assert_str_eq(url, BASE "/api/click2call_via_memberid?authcode=cdk-key&member_id=77"
+                               "&calling_party_b=9876543210&deskphone=8062987377"
+                               "&call_from_did=1&uid=call_01J2ABCDEF");
+    free(url);
+
+    /* A member id is digits; anything else is refused before sending. */
+    call.agent = "member:12ab";
+    place_bad(&ctx, &call, "member:");
+    call.agent = "member:";
+    place_bad(&ctx, &call, "member:");
+}
+
 Test(callerdesk, build_place_deskphone_sources, .timeout = 10)
 {
     struct conf_tenant_vendor tv = {.vendor = "callerdesk"};
@@ -262,15 +294,15 @@ Test(callerdesk, build_place_refusals, .timeout = 10)
 
     call = a_call();
     call.agent = NULL;
-    place_bad(&ctx, &call, "Callerdesk needs the agent's phone number as agent");
+    place_bad(&ctx, &call, "Callerdesk needs the agent's phone number");
     call.agent = "agent-7";
-    place_bad(&ctx, &call, "Callerdesk needs the agent's phone number as agent");
+    place_bad(&ctx, &call, "Callerdesk needs the agent's phone number");
     call.agent = "asha@example.in";
-    place_bad(&ctx, &call, "Callerdesk needs the agent's phone number as agent");
+    place_bad(&ctx, &call, "Callerdesk needs the agent's phone number");
     call.agent = "+14155550100";
-    place_bad(&ctx, &call, "Callerdesk needs the agent's phone number as agent");
+    place_bad(&ctx, &call, "Callerdesk needs the agent's phone number");
     call.agent = "12345";
-    place_bad(&ctx, &call, "Callerdesk needs the agent's phone number as agent");
+    place_bad(&ctx, &call, "Callerdesk needs the agent's phone number");
 
     call = a_call();
     c2.api_key = NULL;

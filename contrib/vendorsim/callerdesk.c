@@ -4,6 +4,7 @@
  * 001, shared/vendors.md section 1). Its quirk is kept: every answer is
  * HTTP 200, and an error is {"type":"error","message":"..."}.
  *
+ * GET /api/click_to_call_v4 does the same for the agent named by member_id.
  * GET /api/click_to_call_v2 places a click-to-call (agent = leg A first,
  *   then the customer = leg B) that timers play out; when a push URL is set
  *   a Live Call event ("Status":"Picked") is sent when the customer answers
@@ -543,12 +544,12 @@ cdk_call_unlink(struct cdk_call *c)
     cdk_ncalls--;
 }
 
-/* ---- GET /api/click_to_call_v2 ---- */
+/* ---- GET /api/click_to_call_v2 and _v4 ---- */
 
+/* Place a click-to-call from agent a (10 digits) to calling_party_b. */
 static void
-cdk_click_to_call(struct sim_req *r)
+cdk_place(struct sim_req *r, const char *a)
 {
-    const char *a = sim_req_query(r, "calling_party_a");
     const char *b = sim_req_query(r, "calling_party_b");
     const char *deskphone = sim_req_query(r, "deskphone");
     const char *did = sim_req_query(r, "call_from_did");
@@ -622,6 +623,36 @@ cdk_click_to_call(struct sim_req *r)
     json_object_set_new(o, "campid", json_integer(c->campid));
     json_object_set_new(o, "callerid", json_string(callerid));
     cdk_reply(r, "text/html; charset=UTF-8", o);
+}
+
+static void
+cdk_click_to_call(struct sim_req *r)
+{
+    cdk_place(r, sim_req_query(r, "calling_party_a"));
+}
+
+/*
+ * GET /api/click_to_call_v4: the agent named by member_id. Member n (1 to 6
+ * digits, not 0) has the number 98 followed by n on 8 digits; anything else
+ * is not a member.
+ */
+static void
+cdk_click_to_call_member(struct sim_req *r)
+{
+    const char *m = sim_req_query(r, "member_id");
+    char agent[16];
+    size_t n = m != NULL ? strlen(m) : 0;
+
+    if (!cdk_auth_ok(r)) {
+        cdk_type_error(r, "Invalid Auth Code!");
+        return;
+    }
+    if (n == 0 || n > 6 || strspn(m, "0123456789") != n || strtol(m, NULL, 10) == 0) {
+        cdk_type_error(r, "Invalid Member ID");
+        return;
+    }
+    snprintf(agent, sizeof(agent), "98%08ld", strtol(m, NULL, 10));
+    cdk_place(r, agent);
 }
 
 /* ---- POST /api/call_list_v2 ---- */
@@ -1086,6 +1117,7 @@ callerdesk_init(void)
 {
     sim_vendor_register(&cdk_vendor);
     sim_route_add(&cdk_vendor, "GET", "", "/api/click_to_call_v2", cdk_click_to_call);
+    sim_route_add(&cdk_vendor, "GET", "", "/api/click_to_call_v4", cdk_click_to_call_member);
     sim_route_add(&cdk_vendor, "POST", "", "/api/call_list_v2", cdk_call_list);
     /* Registered before CloudDialer's /recordings/{name}, which would take these. */
     sim_route_add(&cdk_vendor, "GET", "", "/recordings/cd_{name}", cdk_recording_get);

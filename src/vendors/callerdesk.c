@@ -6,7 +6,11 @@
  *
  * Placement: GET <base_url>/api/click_to_call_v2?authcode=..&calling_party_a=
  *   <agent, 10 digits>&calling_party_b=<customer, 10 digits>&deskphone=..
- *   &call_from_did=1&uid=<our call id>. Callerdesk rings the agent (leg A),
+ *   &call_from_did=1&uid=<our call id>, or, for an agent named by member id
+ *   ("member:<id>", or options.agent_identity "member_id"), GET
+ *   /api/click_to_call_v4?member_id=<id>&... (vendors.md: the path is what
+ *   public clients use; options.member_call_path overrides it). Callerdesk
+ *   rings the agent (leg A),
  *   then the customer (leg B). Answer (observed): HTTP 200 with
  *   {"type":"success","message":"Call to Customer Initiate Successfully..",
  *   "campid":45717408,"callerid":"00918062987377"} or HTTP 200 with
@@ -133,13 +137,34 @@ cdk_check_ctx(const struct vendor_ctx *ctx, char *err, size_t errlen)
     return 0;
 }
 
-/* The tenant's options[name] when it is a non-empty string, else NULL. */
+/*
+ * The Callerdesk member id the agent names, or NULL for a phone number:
+ * "member:<id>", or any agent when options.agent_identity is "member_id".
+ * Member ids are short runs of digits.
+ */
 static const char *
-cdk_option(const struct vendor_ctx *ctx, const char *name)
+cdk_member_id(const struct vendor_ctx *ctx, const char *agent)
 {
-    json_t *v = ctx->options != NULL ? json_object_get(ctx->options, name) : NULL;
+    const char *mode = vendor_option(ctx, "agent_identity");
+    const char *id;
+    size_t i;
 
-    return json_is_string(v) && json_string_length(v) > 0 ? json_string_value(v) : NULL;
+    if (agent == NULL) {
+        return NULL;
+    }
+    if (strncmp(agent, "member:", 7) == 0) {
+        id = agent + 7;
+    } else if (mode != NULL && strcmp(mode, "member_id") == 0) {
+        id = agent;
+    } else {
+        return NULL;
+    }
+    for (i = 0; id[i] != '\0'; i++) {
+        if (!isdigit((unsigned char)id[i])) {
+            return NULL;
+        }
+    }
+    return i > 0 && i <= 12 ? id : NULL;
 }
 
 static int
@@ -149,7 +174,7 @@ callerdesk_build_place(const struct vendor_ctx *ctx, const struct vendor_call *c
     static const char *const headers[] = {"Accept: application/json", NULL};
     char customer[PHONE_E164_MAX], agent_e164[PHONE_E164_MAX], agent[PHONE_E164_MAX];
     char from_national[PHONE_E164_MAX];
-    const char *deskphone, *from, *why = NULL;
+    const char *deskphone, *from, *member, *why = NULL;
     struct evbuffer *b;
     char *url;
 
@@ -160,13 +185,16 @@ callerdesk_build_place(const struct vendor_ctx *ctx, const struct vendor_call *c
         snprintf(err, errlen, "Callerdesk dials only Indian (+91) numbers");
         return -1;
     }
-    if (call->agent == NULL ||
-        phone_normalize(call->agent, "IN", agent_e164, sizeof(agent_e164), &why) != 0 ||
-        cdk_indian10(agent_e164, agent) != 0) {
-        snprintf(err, errlen, "Callerdesk needs the agent's phone number as agent");
+    member = cdk_member_id(ctx, call->agent);
+    if (member == NULL &&
+        (call->agent == NULL ||
+         phone_normalize(call->agent, "IN", agent_e164, sizeof(agent_e164), &why) != 0 ||
+         cdk_indian10(agent_e164, agent) != 0)) {
+        snprintf(err, errlen,
+                 "Callerdesk needs the agent's phone number, or \"member:<member_id>\", as agent");
         return -1;
     }
-    deskphone = cdk_option(ctx, "deskphone");
+    deskphone = vendor_option(ctx, "deskphone");
     if (deskphone == NULL) {
         from = call->from != NULL ? call->from : ctx->from_number;
         if (from == NULL || phone_national(from, from_national, sizeof(from_national)) < 0) {
@@ -182,9 +210,16 @@ callerdesk_build_place(const struct vendor_ctx *ctx, const struct vendor_call *c
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    vendor_url_start(b, ctx->base_url, "/api/click_to_call_v2");
-    vendor_url_param(b, '?', "authcode", ctx->api_key);
-    vendor_url_param(b, '&', "calling_party_a", agent);
+    if (member != NULL) {
+        const char *path = vendor_option(ctx, "member_call_path");
+        vendor_url_start(b, ctx->base_url, path != NULL ? path : "/api/click_to_call_v4");
+        vendor_url_param(b, '?', "authcode", ctx->api_key);
+        vendor_url_param(b, '&', "member_id", member);
+    } else {
+        vendor_url_start(b, ctx->base_url, "/api/click_to_call_v2");
+        vendor_url_param(b, '?', "authcode", ctx->api_key);
+        vendor_url_param(b, '&', "calling_party_a", agent);
+    }
     vendor_url_param(b, '&', "calling_party_b", customer);
     vendor_url_param(b, '&', "deskphone", deskphone);
     vendor_url_param(b, '&', "call_from_did", "1");
