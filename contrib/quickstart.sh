@@ -39,6 +39,9 @@ cg_free_port; gw_port=$CG_PORT
 export CLOUDDIALER_API_KEY=cd-test-key
 export ACME_WEBHOOK_SECRET=whsec_Y2FsbGdhdGUtZGVtby1zaWduaW5nLXNlY3JldC0zMmI=
 export ACME_CLOUDDIALER_TOKEN=acme-cd-token-0123456789
+export CCAI_CREDENTIAL=ccai-test:ccai-test-token        # the simulator's defaults
+export ACME_CCAI_TOKEN=acme-ccai-token-0123456789
+export ACME_CCAI_HOOK_AUTH=ccai-hook:ccai-hook-secret
 api_key=demo-acme-key   # conf/callgate.json holds only its SHA-256
 
 echo "== starting redis-server :$redis_port, vendorsim :$sim_port, callgate :$gw_port"
@@ -47,13 +50,15 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
 pids+=($!)
 "$bin/contrib/vendorsim/vendorsim" --listen "127.0.0.1:$sim_port" --call-ms 1500 \
   --push-url "http://127.0.0.1:$gw_port/v1/webhooks/clouddialer/$ACME_CLOUDDIALER_TOKEN" \
+  --ccai-push-url "http://127.0.0.1:$gw_port/v1/webhooks/ccai/$ACME_CCAI_TOKEN" \
   >"$run/vendorsim.log" 2>&1 &
 pids+=($!)
 jq --arg listen "127.0.0.1:$gw_port" --argjson rport "$redis_port" \
    --arg routes "$CG_TOP/routes" --arg vendor "http://127.0.0.1:$sim_port" \
    --arg cb "http://127.0.0.1:$sim_port/_sink/acme" \
    '.listen=$listen | .redis.port=$rport | .routes_dir=$routes
-    | .vendors.clouddialer.base_url=$vendor | .tenants[0].callback_url=$cb' \
+    | .vendors.clouddialer.base_url=$vendor | .vendors.ccai.base_url=$vendor
+    | .tenants[0].callback_url=$cb' \
    "$CG_TOP/conf/callgate.json" >"$run/callgate.json"
 "$bin/src/callgate" -t -c "$run/callgate.json"
 "$bin/src/callgate" -c "$run/callgate.json" >"$run/callgate.log" 2>&1 &

@@ -1,7 +1,8 @@
 /*
- * callctl.c: refresh and participants. Both start the same way -- read the
- * call's tenant, vendor, vendor call id and status from Redis, check the
- * tenant and the vendor's capability -- then make one vendor request.
+ * callctl.c: refresh, participants and customer flags. All start the same
+ * way -- read the call's tenant, vendor, vendor call id and status from
+ * Redis, check the tenant and the vendor's capability -- then make one
+ * vendor request.
  *
  * Refresh answers with the stored record in every case (the header
  * Callgate-Refresh says ok, failed or unsupported): a status poll that fails
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/http.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
@@ -30,7 +32,7 @@
 #include "vendor.h"
 #include "webhook.h"
 
-enum callctl_kind { CALLCTL_REFRESH, CALLCTL_PARTICIPANT };
+enum callctl_kind { CALLCTL_REFRESH, CALLCTL_PARTICIPANT, CALLCTL_FLAGS };
 
 struct callctl {
     enum callctl_kind kind;
@@ -43,6 +45,8 @@ struct callctl {
     char vendor_call_id[128];
     char number[PHONE_E164_MAX];  /* participant */
     int max_ring_seconds;
+    struct vendor_flags flags;    /* flags to set */
+    int set_flags;                /* PATCH (else GET) */
     struct upstream_req *up;
     struct vendor_http http;
     int store_pending;
@@ -118,6 +122,58 @@ callctl_on_applied(const char *verdict, void *arg)
     callctl_reply_record(c, verdict != NULL ? "ok" : "failed");
 }
 
+/* The vendor's flags as the neutral object; unknown ones are null. */
+static json_t *
+callctl_flags_json(const struct vendor_flags *f)
+{
+    const int v[3] = {f->verified_customer, f->bad_actor, f->repeat_customer};
+    static const char *const names[3] = {"verified_customer", "bad_actor", "repeat_customer"};
+    json_t *o = json_object();
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        json_object_set_new(o, names[i], v[i] < 0 ? json_null() : json_boolean(v[i]));
+    }
+    return o;
+}
+
+static void
+callctl_on_flags(struct callctl *c, const struct vendor_ctx *ctx, const struct vendor_ops *ops,
+                 const struct upstream_response *resp)
+{
+    struct vendor_flags got;
+    char detail[256];
+    enum vendor_outcome oc =
+        ops->parse_flags(ctx, resp->status, resp->body, resp->body_len, &got, detail,
+                         sizeof(detail));
+
+    if (oc == VENDOR_ACCEPTED && c->r != NULL) {
+        struct front_req *r = c->r;
+        c->r = NULL;
+        r->on_deadline = NULL;
+        /* A PATCH answer may omit flags it did not change: fill in what was sent. */
+        if (c->set_flags) {
+            if (got.verified_customer < 0) {
+                got.verified_customer = c->flags.verified_customer;
+            }
+            if (got.bad_actor < 0) {
+                got.bad_actor = c->flags.bad_actor;
+            }
+            if (got.repeat_customer < 0) {
+                got.repeat_customer = c->flags.repeat_customer;
+            }
+        }
+        front_reply_json(r, 200, callctl_flags_json(&got), NULL);
+        callctl_free(c);
+    } else if (oc == VENDOR_REJECTED) {
+        callctl_problem(c, 502, "vendor-rejected", detail);
+    } else if (oc == VENDOR_UNAVAILABLE) {
+        callctl_problem(c, 503, "vendor-unavailable", detail);
+    } else {
+        callctl_problem(c, 502, "vendor-error", detail);
+    }
+}
+
 static void
 callctl_on_vendor(enum upstream_result res, const struct upstream_response *resp, void *arg)
 {
@@ -157,7 +213,13 @@ callctl_on_vendor(enum upstream_result res, const struct upstream_response *resp
     }
     if (res != UPSTREAM_OK) {
         callctl_problem(c, 504, "vendor-timeout",
-                        "the vendor did not answer; the participant may be dialing");
+                        c->kind == CALLCTL_FLAGS
+                            ? "the vendor did not answer; a change may or may not have been made"
+                            : "the vendor did not answer; the participant may be dialing");
+        return;
+    }
+    if (c->kind == CALLCTL_FLAGS) {
+        callctl_on_flags(c, &ctx, ops, resp);
         return;
     }
     ops->parse_participant(&ctx, resp->status, resp->body, resp->body_len, &placed);
@@ -217,6 +279,18 @@ callctl_on_record(enum store_result res, const struct redisReply *reply, void *a
             callctl_reply_record(c, "unsupported");
             return;
         }
+    } else if (c->kind == CALLCTL_FLAGS) {
+        if (ops == NULL || cv == NULL || ops->build_flags == NULL) {
+            callctl_problem(c, 422, "unsupported-by-vendor",
+                            "this call's vendor keeps no customer flags");
+            return;
+        }
+        if (vcid == NULL || vcid[0] == '\0') {
+            callctl_problem(c, 409, "call-not-active",
+                            "the vendor has not given this call an id yet (it was not placed, "
+                            "or waits for an agent)");
+            return;
+        }
     } else {
         if (ops == NULL || cv == NULL || ops->build_participant == NULL) {
             callctl_problem(c, 422, "unsupported-by-vendor",
@@ -233,10 +307,15 @@ callctl_on_record(enum store_result res, const struct redisReply *reply, void *a
     util_strlcpy(c->vendor_call_id, vcid, sizeof(c->vendor_call_id));
     util_strlcpy(c->r->log_vendor, vendor, sizeof(c->r->log_vendor));
     vendor_ctx_init(&ctx, cv, conf_tenant_vendor(c->tenant, vendor));
-    rc = c->kind == CALLCTL_REFRESH
-             ? ops->build_status(&ctx, vcid, &c->http, err, sizeof(err))
-             : ops->build_participant(&ctx, vcid, c->number, c->max_ring_seconds, &c->http, err,
-                                      sizeof(err));
+    if (c->kind == CALLCTL_REFRESH) {
+        rc = ops->build_status(&ctx, vcid, &c->http, err, sizeof(err));
+    } else if (c->kind == CALLCTL_FLAGS) {
+        rc = ops->build_flags(&ctx, vcid, c->set_flags ? &c->flags : NULL, &c->http, err,
+                              sizeof(err));
+    } else {
+        rc = ops->build_participant(&ctx, vcid, c->number, c->max_ring_seconds, &c->http, err,
+                                    sizeof(err));
+    }
     if (rc != 0) {
         if (c->kind == CALLCTL_REFRESH) {
             callctl_reply_record(c, "failed");
@@ -311,25 +390,22 @@ callctl_refresh(struct front_req *r, const char *call_id)
     }
 }
 
+static int callctl_path_id(struct front_req *r, char *out, size_t outlen);
+
 void
 callctl_add_participant(struct front_req *r)
 {
-    const char *id = r->path + strlen("/v1/calls/"), *end = strchr(id, '/'), *key, *why;
+    const char *key, *why;
     char call_id[72];
     json_error_t jerr;
     json_t *body, *errors, *v;
     struct callctl *c;
-    size_t n = end != NULL ? (size_t)(end - id) : 0;
     char number[PHONE_E164_MAX] = "";
     int ring = 30;
 
-    if (!calls_id_ok(id, n) || n >= sizeof(call_id)) {
-        front_problem(r, 404, "not-found", "no call with this id", NULL);
+    if (callctl_path_id(r, call_id, sizeof(call_id)) != 0) {
         return;
     }
-    memcpy(call_id, id, n);
-    call_id[n] = '\0';
-    util_strlcpy(r->log_call_id, call_id, sizeof(r->log_call_id));
     errors = json_array();
     body = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
     if (body == NULL || !json_is_object(body)) {
@@ -372,6 +448,86 @@ callctl_add_participant(struct front_req *r)
     if (c != NULL) {
         util_strlcpy(c->number, number, sizeof(c->number));
         c->max_ring_seconds = ring;
+        callctl_read_record(c);
+    }
+}
+
+/* The call id of /v1/calls/{id}/<tail> into out; 0, or -1 after a 404. */
+static int
+callctl_path_id(struct front_req *r, char *out, size_t outlen)
+{
+    const char *id = r->path + strlen("/v1/calls/"), *end = strchr(id, '/');
+    size_t n = end != NULL ? (size_t)(end - id) : 0;
+
+    if (!calls_id_ok(id, n) || n >= outlen) {
+        front_problem(r, 404, "not-found", "no call with this id", NULL);
+        return -1;
+    }
+    memcpy(out, id, n);
+    out[n] = '\0';
+    util_strlcpy(r->log_call_id, out, sizeof(r->log_call_id));
+    return 0;
+}
+
+void
+callctl_flags(struct front_req *r)
+{
+    static const char *const names[3] = {"verified_customer", "bad_actor", "repeat_customer"};
+    struct vendor_flags set = {-1, -1, -1};
+    int *const slots[3] = {&set.verified_customer, &set.bad_actor, &set.repeat_customer};
+    int patch = evhttp_request_get_command(r->ev) == EVHTTP_REQ_PATCH;
+    char call_id[72];
+    struct callctl *c;
+    const char *key;
+    json_error_t jerr;
+    json_t *body, *errors, *v;
+    int i, any = 0;
+
+    if (callctl_path_id(r, call_id, sizeof(call_id)) != 0) {
+        return;
+    }
+    if (patch) {
+        errors = json_array();
+        body = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
+        if (body == NULL || !json_is_object(body)) {
+            problem_add_error(errors, "body", body == NULL ? jerr.text : "must be a JSON object");
+            json_decref(body);
+            front_problem(r, 400, "validation", "the request body is not valid JSON", errors);
+            return;
+        }
+        json_object_foreach(body, key, v) {
+            int known = 0;
+            for (i = 0; i < 3; i++) {
+                if (strcmp(key, names[i]) == 0) {
+                    known = 1;
+                    if (!json_is_boolean(v)) {
+                        problem_add_error(errors, key, "must be true or false");
+                    } else {
+                        *slots[i] = json_is_true(v);
+                        any = 1;
+                    }
+                }
+            }
+            if (!known) {
+                problem_add_error(errors, key, "unknown field");
+            }
+        }
+        json_decref(body);
+        if (json_array_size(errors) == 0 && !any) {
+            problem_add_error(errors, "body",
+                              "set at least one of verified_customer, bad_actor, repeat_customer");
+        }
+        if (json_array_size(errors) > 0) {
+            front_problem(r, 400, "validation", "the request has invalid fields; see errors",
+                          errors);
+            return;
+        }
+        json_decref(errors);
+    }
+    c = callctl_new(r, CALLCTL_FLAGS, call_id);
+    if (c != NULL) {
+        c->flags = set;
+        c->set_flags = patch;
         callctl_read_record(c);
     }
 }

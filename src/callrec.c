@@ -223,7 +223,7 @@ const char callrec_lua_list[] =
 /* Fields rendered as they are (strings), in output order. */
 static const char *const callrec_plain[] = {"id", "status", "type", "to", "from", "agent",
                                             "reference", "vendor", "vendor_call_id", "route",
-                                            "created_at"};
+                                            "scheduled_at", "created_at"};
 static const char *const callrec_plain_detail[] = {"started_at", "answered_at", "ended_at",
                                                    "disposition", "vendor_status"};
 
@@ -293,6 +293,8 @@ callrec_render(const json_t *fields, const struct redisReply *events, int with_d
         json_object_set_new(o, callrec_plain[i],
                             callrec_string_or_null(callrec_field(fields, callrec_plain[i])));
     }
+    s = callrec_field(fields, "agent_action_required");
+    json_object_set_new(o, "agent_action_required", json_boolean(s != NULL && strcmp(s, "1") == 0));
     json_object_set_new(o, "tags", callrec_json_field(callrec_field(fields, "tags"), json_object()));
     json_object_set_new(o, "attempts",
                         callrec_json_field(callrec_field(fields, "attempts"), json_array()));

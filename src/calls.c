@@ -412,7 +412,7 @@ place_on_finish(enum store_result res, const struct redisReply *reply, void *arg
 
 /* The record fields the finish script writes (beside status and rank). */
 static const char *const calls_finish_fields[] = {"vendor", "vendor_call_id", "from", "attempts",
-                                                  "updated_at"};
+                                                  "agent_action_required", "updated_at"};
 
 /* Decide the answer, write it with the record, then reply. */
 static void
@@ -421,8 +421,8 @@ place_conclude(struct place *p, enum call_status status, int code, const char *s
 {
     char *attempts = json_dumps(p->attempts, JSON_COMPACT | JSON_PRESERVE_ORDER);
     char keys[3][320], ttl[32], codebuf[8], rank[8], now[UTIL_TIME_LEN], vttl[16];
-    const char *args[24];
-    size_t argslen[24], i;
+    const char *args[32];
+    size_t argslen[32], i;
     const char *mode, *vendor, *vcid;
     json_t *out;
     int n = 0, nk;
@@ -546,10 +546,18 @@ place_on_vendor(enum upstream_result res, const struct upstream_response *resp, 
         p->contacted = 1;
         ops->parse_place(&ctx, resp->status, resp->body, resp->body_len, &placed);
         if (placed.outcome == VENDOR_ACCEPTED) {
-            place_add_attempt(p, p->vendor, "accepted", resp->status, NULL, resp->total_ms);
+            place_add_attempt(p, p->vendor, "accepted", resp->status, placed.detail,
+                              resp->total_ms);
             json_object_set_new(p->fields, "vendor", json_string(p->vendor));
             json_object_set_new(p->fields, "vendor_call_id", json_string(placed.vendor_call_id));
-            place_conclude(p, CALL_QUEUED, 201, NULL, NULL);
+            if (placed.agent_action) {
+                json_object_set_new(p->fields, "agent_action_required", json_string("1"));
+            }
+            place_conclude(p,
+                           strcmp(callrec_field(p->fields, "type"), "scheduled") == 0
+                               ? CALL_SCHEDULED
+                               : CALL_QUEUED,
+                           placed.agent_action ? 202 : 201, NULL, NULL);
             return;
         }
         if (placed.outcome == VENDOR_AMBIGUOUS) {
@@ -819,9 +827,17 @@ place_route(struct place *p, const char *pinned, const char **slug, const char *
         }
     }
     if (allowed == 0) {
-        *slug = "no-route";
-        *detail = "the matching rule names no vendor this tenant may use";
-        return 503;
+        /* Say "unsupported" when none of the tenant's vendors could take such a call anyway. */
+        for (i = 0; i < p->tenant->nvendors; i++) {
+            if (vendor_ops_find(p->tenant->vendors[i].vendor)->caps & need) {
+                *slug = "no-route";
+                *detail = "the matching rule names no vendor this tenant may use";
+                return 503;
+            }
+        }
+        *slug = "unsupported-by-vendor";
+        *detail = "none of this tenant's vendors supports this call type";
+        return 422;
     }
     if (p->ncandidates == 0) {
         *slug = "unsupported-by-vendor";

@@ -550,7 +550,7 @@ conf_parse_tenant_vendors(struct conf_check *ck, struct conf *c, struct conf_ten
                           const char *path, json_t *list)
 {
     static const char *const keys[] = {"vendor", "api_key", "from_number", "webhook_token",
-                                       "base_url", "options", NULL};
+                                       "webhook_basic_auth", "base_url", "options", NULL};
     char ipath[256], field[300], e164[PHONE_E164_MAX];
     const char *why;
     json_t *item;
@@ -580,6 +580,8 @@ conf_parse_tenant_vendors(struct conf_check *ck, struct conf *c, struct conf_ten
             tv->api_key = conf_string(ck, ipath, item, "api_key", 0, NULL, 1);
             tv->from_number = conf_string(ck, ipath, item, "from_number", 0, NULL, 0);
             tv->webhook_token = conf_string(ck, ipath, item, "webhook_token", 0, NULL, 1);
+            tv->webhook_basic_auth =
+                conf_string(ck, ipath, item, "webhook_basic_auth", 0, NULL, 1);
             tv->base_url = conf_string(ck, ipath, item, "base_url", 0, NULL, 0);
             tv->options = conf_options(ck, ipath, item);
             if (tv->base_url != NULL) {
@@ -598,6 +600,7 @@ conf_parse_tenant_vendors(struct conf_check *ck, struct conf *c, struct conf_ten
             free(tv->api_key);
             free(tv->from_number);
             free(tv->webhook_token);
+            free(tv->webhook_basic_auth);
             free(tv->base_url);
             json_decref(tv->options);
             memset(tv, 0, sizeof(*tv));
@@ -623,6 +626,16 @@ conf_parse_tenant_vendors(struct conf_check *ck, struct conf *c, struct conf_ten
         if (tv->webhook_token != NULL && strlen(tv->webhook_token) < 16) {
             conf_field(field, sizeof(field), ipath, "webhook_token");
             conf_err(ck, field, "must be at least 16 characters (it is the only authenticator)");
+        }
+        if (tv->webhook_basic_auth != NULL) {
+            const char *colon = strchr(tv->webhook_basic_auth, ':');
+            conf_field(field, sizeof(field), ipath, "webhook_basic_auth");
+            if (colon == NULL || colon == tv->webhook_basic_auth || colon[1] == '\0') {
+                conf_err(ck, field, "must be \"user:password\"");
+            }
+            if (tv->webhook_token == NULL) {
+                conf_err(ck, field, "needs webhook_token (the token names the tenant)");
+            }
         }
         t->nvendors++;
     }
@@ -923,6 +936,7 @@ conf_free(struct conf *c)
             free(t->vendors[j].api_key);
             free(t->vendors[j].from_number);
             free(t->vendors[j].webhook_token);
+            free(t->vendors[j].webhook_basic_auth);
             free(t->vendors[j].base_url);
             json_decref(t->vendors[j].options);
         }

@@ -39,6 +39,8 @@ struct conf_tenant_vendor {
     char *api_key;           /* tenant's own credential, or NULL for the vendor's */
     char *from_number;       /* tenant's caller ID on this vendor, or NULL */
     char *webhook_token;     /* secret path token for /v1/webhooks/<vendor>/<token> */
+    char *webhook_basic_auth; /* "user:password" the vendor must also send as HTTP Basic
+                                 (CCAI's session events), or NULL */
     char *base_url;          /* tenant's own vendor host (Getdesk), or NULL for the vendor's */
     struct json_t *options;  /* vendor-specific settings, an object of strings, or NULL */
 };

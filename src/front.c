@@ -91,6 +91,8 @@ static const struct front_route front_routes[] = {
      recording_get},
     {EVHTTP_REQ_POST, "/v1/calls/*/participants", "POST /v1/calls/{id}/participants", 1, 0,
      callctl_add_participant},
+    {EVHTTP_REQ_GET, "/v1/calls/*/flags", "GET /v1/calls/{id}/flags", 1, 0, callctl_flags},
+    {EVHTTP_REQ_PATCH, "/v1/calls/*/flags", "PATCH /v1/calls/{id}/flags", 1, 0, callctl_flags},
     {EVHTTP_REQ_GET, "/v1/call-logs", "GET /v1/call-logs", 1, 0, history_logs},
     {EVHTTP_REQ_GET, "/v1/call-logs/counts", "GET /v1/call-logs/counts", 1, 0, history_counts},
     {EVHTTP_REQ_POST, "/v1/webhooks/*/*", "POST /v1/webhooks/{vendor}/{token}", 0, 1,

@@ -25,6 +25,7 @@
 #include "store.h"
 #include "upstream.h"
 #include "util.h"
+#include "vendor.h"
 
 #define RECORDING_HIGH_WATER (256 * 1024)
 
@@ -38,6 +39,7 @@ struct download {
     int started;                  /* our streaming reply has begun */
     int paused;
     int in_callback;              /* inside on_head/on_data */
+    struct vendor_http http;      /* the vendor's own request, when its adapter builds one */
 };
 
 static void
@@ -46,6 +48,7 @@ download_free(struct download *d)
     if (d->resume != NULL) {
         event_free(d->resume);
     }
+    vendor_http_clear(&d->http);
     conf_unref(d->conf);
     free(d);
 }
@@ -163,7 +166,10 @@ download_on_done(enum upstream_result res, const struct upstream_response *resp,
     download_free(d);
 }
 
-/* Only http(s) links on the vendor's own host or a configured recording host. */
+/*
+ * Only http(s) links on the vendor's own host (2) or a configured recording
+ * host (1); 0 for anything else. Credentials go to the vendor's own host only.
+ */
 static int
 recording_url_allowed(const struct conf_vendor *cv, const char *url)
 {
@@ -178,7 +184,9 @@ recording_url_allowed(const struct conf_vendor *cv, const char *url)
         evhttp_uri_get_userinfo(u) == NULL && (host = evhttp_uri_get_host(u)) != NULL) {
         bhost = evhttp_uri_get_host(base);
         ok = bhost != NULL && strcasecmp(host, bhost) == 0 &&
-             evhttp_uri_get_port(u) == evhttp_uri_get_port(base);
+                     evhttp_uri_get_port(u) == evhttp_uri_get_port(base)
+                 ? 2
+                 : 0;
         for (i = 0; !ok && i < cv->nrecording_hosts; i++) {
             ok = strcasecmp(host, cv->recording_hosts[i]) == 0;
         }
@@ -208,7 +216,11 @@ recording_on_record(enum store_result res, const struct redisReply *reply, void 
     struct front_req *r = d->r;
     const struct conf_vendor *cv;
     struct upstream_request req;
+    const struct vendor_ops *ops;
+    struct vendor_ctx ctx;
     const char *tenant, *vendor, *url;
+    char err[256];
+    int allowed;
 
     if (r == NULL) { /* the deadline answered */
         download_free(d);
@@ -235,7 +247,8 @@ recording_on_record(enum store_result res, const struct redisReply *reply, void 
         return;
     }
     cv = conf_vendor_find(d->conf, vendor);
-    if (cv == NULL || !recording_url_allowed(cv, url)) {
+    allowed = cv != NULL ? recording_url_allowed(cv, url) : 0;
+    if (!allowed) {
         cglog_warn("recording_refused", "{s:s, s:s, s:s}", "request_id", r->request_id,
                    "call_id", r->log_call_id, "reason",
                    cv == NULL ? "vendor no longer configured" : "host not allowed");
@@ -249,6 +262,18 @@ recording_on_record(enum store_result res, const struct redisReply *reply, void 
     memset(&req, 0, sizeof(req));
     req.method = "GET";
     req.url = url;
+    /* A vendor that wants its credentials on its own links builds the request. */
+    ops = vendor_ops_find(vendor);
+    if (allowed == 2 && ops != NULL && ops->build_recording != NULL) {
+        vendor_ctx_init(&ctx, cv, conf_tenant_vendor(r->tenant, vendor));
+        if (ops->build_recording(&ctx, url, &d->http, err, sizeof(err)) != 0) {
+            front_problem(r, 502, "vendor-error", err, NULL);
+            download_free(d);
+            return;
+        }
+        req.url = d->http.url;
+        req.headers = (const char *const *)d->http.headers;
+    }
     req.connect_timeout_ms = cv->connect_timeout_ms;
     req.timeout_ms = cv->recording_timeout_ms;
     req.stream = &download_stream;

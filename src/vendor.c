@@ -15,11 +15,13 @@
 extern const struct vendor_ops vendor_clouddialer_ops;
 extern const struct vendor_ops vendor_getdesk_ops;
 extern const struct vendor_ops vendor_callerdesk_ops;
+extern const struct vendor_ops vendor_ccai_ops;
 
 static const struct vendor_ops *const vendor_registry[] = {
     &vendor_clouddialer_ops,
     &vendor_getdesk_ops,
     &vendor_callerdesk_ops,
+    &vendor_ccai_ops,
 };
 
 const char *const vendor_outcome_text[VENDOR_OUTCOME_MAX] = {

@@ -82,6 +82,15 @@ struct vendor_placed {
     enum vendor_outcome outcome;
     char vendor_call_id[128];
     char detail[256];        /* the vendor's own message, for attempts[].detail */
+    int agent_action;        /* accepted, but an agent must act before the call starts
+                                (CCAI's 202): the gateway answers 202 */
+};
+
+/* Customer flags (VENDOR_CAP_FLAGS): each -1 (unknown / leave as is), 0 or 1. */
+struct vendor_flags {
+    int verified_customer;
+    int bad_actor;
+    int repeat_customer;
 };
 
 /*
@@ -137,6 +146,17 @@ struct vendor_ops {
                          size_t errlen);
 
     /*
+     * Vendors that send several events in one delivery (CCAI's {count,
+     * events[]}) set this instead of parse_webhook: it returns 0 with *out
+     * an array of *n updates (the caller frees each with vendor_update_clear
+     * and the array with free), or -1 with err when the delivery as a whole
+     * is unusable.
+     */
+    int (*parse_webhook_batch)(const struct vendor_ctx *ctx, const char *method,
+                               const char *query, const char *body, size_t len,
+                               struct vendor_update **out, size_t *n, char *err, size_t errlen);
+
+    /*
      * Live status (VENDOR_CAP_STATUS; NULL otherwise): ask the vendor about
      * one call; parse_status fills a neutral update as parse_webhook does.
      */
@@ -155,6 +175,27 @@ struct vendor_ops {
                              char *err, size_t errlen);
     void (*parse_participant)(const struct vendor_ctx *ctx, long http_status, const char *body,
                               size_t len, struct vendor_placed *out);
+
+    /*
+     * Optional: the request for a recording link on the vendor's own host,
+     * for vendors that want their credentials there (NULL: plain GET).
+     */
+    int (*build_recording)(const struct vendor_ctx *ctx, const char *url,
+                           struct vendor_http *out, char *err, size_t errlen);
+
+    /*
+     * Customer flags (VENDOR_CAP_FLAGS; NULL otherwise): build_flags reads
+     * them (set NULL) or changes the ones set says (fields >= 0);
+     * parse_flags reads the vendor's answer into out (the current flags)
+     * and returns its outcome like a placement's, with the vendor's message
+     * in detail.
+     */
+    int (*build_flags)(const struct vendor_ctx *ctx, const char *vendor_call_id,
+                       const struct vendor_flags *set, struct vendor_http *out, char *err,
+                       size_t errlen);
+    enum vendor_outcome (*parse_flags)(const struct vendor_ctx *ctx, long http_status,
+                                       const char *body, size_t len, struct vendor_flags *out,
+                                       char *detail, size_t detaillen);
 
     /*
      * Call history (VENDOR_CAP_HISTORY; NULL otherwise). build_history makes

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/http.h>
 #include <hiredis/hiredis.h>
@@ -23,6 +24,7 @@
 #include "callrec.h"
 #include "cglog.h"
 #include "conf.h"
+#include "crypto.h"
 #include "front.h"
 #include "problem.h"
 #include "relay.h"
@@ -212,8 +214,17 @@ webhook_apply(struct app *app, struct conf *conf, const struct conf_tenant *tena
 
 /* ---- the webhook endpoint ------------------------------------------------ */
 
+/*
+ * One delivery on its way into Redis: a vendor may send several events at
+ * once (CCAI), and the vendor gets its 2xx only when every one of them is
+ * stored. If any could not be, the whole delivery gets 503: the vendor's
+ * retry re-sends them all, and the ones already stored are acknowledged as
+ * duplicates.
+ */
 struct inbound {
     struct front_req *r; /* NULL once answered */
+    size_t pending;      /* updates not yet stored */
+    size_t stored, dups, orphans, failed;
 };
 
 static void
@@ -231,21 +242,80 @@ inbound_on_applied(const char *verdict, void *arg)
 {
     struct inbound *in = arg;
     struct front_req *r = in->r;
+    size_t total;
+    json_t *body;
 
-    free(in);
+    if (verdict == NULL) {
+        in->failed++;
+    } else if (strcmp(verdict, "dup") == 0) {
+        in->dups++;
+    } else if (strcmp(verdict, "orphan") == 0) {
+        in->orphans++;
+    } else {
+        in->stored++;
+    }
+    if (--in->pending > 0) {
+        return;
+    }
+    total = in->stored + in->dups + in->orphans + in->failed;
     if (r == NULL) {
+        free(in);
         return;
     }
     r->on_deadline = NULL;
-    if (verdict == NULL) {
+    if (in->failed > 0) {
+        free(in);
         front_problem_ex(r, 503, "store-unavailable", "the event could not be stored; retry later",
                          NULL, NULL, (const char *const[]){"Retry-After", "5", NULL});
-    } else {
-        front_reply_json(r, strcmp(verdict, "orphan") == 0 ? 202 : 200,
-                         json_pack("{s:s}", "status",
-                                   strcmp(verdict, "dup") == 0 ? "duplicate" : "stored"),
-                         NULL);
+        return;
     }
+    body = json_pack("{s:s}", "status", in->dups == total ? "duplicate" : "stored");
+    if (total > 1) {
+        json_object_set_new(body, "events", json_integer((json_int_t)total));
+        json_object_set_new(body, "duplicates", json_integer((json_int_t)in->dups));
+        json_object_set_new(body, "orphans", json_integer((json_int_t)in->orphans));
+    }
+    /* 202: kept, but no call of this tenant matched (yet). */
+    front_reply_json(r, in->stored == 0 && in->orphans > 0 ? 202 : 200, body, NULL);
+    free(in);
+}
+
+/*
+ * The vendor's HTTP Basic credentials, when the tenant configured some, in
+ * constant time. A mismatch looks exactly like a wrong token (404).
+ */
+static int
+webhook_basic_ok(const struct front_req *r, const struct conf_tenant_vendor *tv)
+{
+    const char *h = front_header(r, "Authorization");
+    unsigned char decoded[512];
+    int n;
+
+    if (tv == NULL || tv->webhook_basic_auth == NULL) {
+        return 1;
+    }
+    if (h == NULL || strncasecmp(h, "Basic ", 6) != 0) {
+        return 0;
+    }
+    h += 6;
+    while (*h == ' ') {
+        h++;
+    }
+    n = crypto_base64_decode(h, strlen(h), decoded, sizeof(decoded));
+    return n > 0 && crypto_equal(decoded, (size_t)n, tv->webhook_basic_auth,
+                                 strlen(tv->webhook_basic_auth));
+}
+
+static void
+webhook_unusable(struct front_req *r, const char *vendor, const char *err)
+{
+    json_t *errors = json_array();
+
+    problem_add_error(errors, "body", err);
+    cglog_warn("webhook_rejected", "{s:s, s:s, s:s, s:s, s:i}", "request_id", r->request_id,
+               "vendor", vendor, "tenant", r->tenant->id, "reason", err, "bytes",
+               (int)r->body_len);
+    front_problem(r, 400, "validation", "the webhook payload is not usable", errors);
 }
 
 void
@@ -253,12 +323,16 @@ webhook_receive(struct front_req *r)
 {
     const char *rest = r->path + strlen("/v1/webhooks/");
     const char *slash = strchr(rest, '/');
+    const char *method;
     char vendor[32], err[256];
     const struct vendor_ops *ops;
     const struct conf_vendor *cv;
-    struct vendor_update upd;
+    const struct conf_tenant_vendor *tv;
+    struct vendor_update one, *ups = NULL;
     struct vendor_ctx ctx;
     struct inbound *in;
+    size_t n = 0, i;
+    int rc;
 
     if (slash == NULL || (size_t)(slash - rest) >= sizeof(vendor)) {
         front_problem(r, 404, "not-found", "no such endpoint", NULL);
@@ -271,39 +345,58 @@ webhook_receive(struct front_req *r)
     r->tenant = ops != NULL && cv != NULL
                     ? conf_tenant_by_webhook_token(r->conf, vendor, slash + 1)
                     : NULL;
-    if (r->tenant == NULL) {
+    tv = r->tenant != NULL ? conf_tenant_vendor(r->tenant, vendor) : NULL;
+    if (r->tenant == NULL || !webhook_basic_ok(r, tv)) {
+        r->tenant = NULL;
         front_problem(r, 404, "not-found", "no such endpoint", NULL);
         return;
     }
     util_strlcpy(r->log_vendor, vendor, sizeof(r->log_vendor));
-    vendor_update_init(&upd);
-    vendor_ctx_init(&ctx, cv, conf_tenant_vendor(r->tenant, vendor));
-    if (ops->parse_webhook(&ctx, evhttp_request_get_command(r->ev) == EVHTTP_REQ_GET ? "GET"
-                                                                                     : "POST",
-                           r->query, r->body, r->body_len, &upd, err, sizeof(err)) != 0) {
-        json_t *errors = json_array();
-        vendor_update_clear(&upd);
-        problem_add_error(errors, "body", err);
-        cglog_warn("webhook_rejected", "{s:s, s:s, s:s, s:s, s:i}", "request_id", r->request_id,
-                   "vendor", vendor, "tenant", r->tenant->id, "reason", err, "bytes",
-                   (int)r->body_len);
-        front_problem(r, 400, "validation", "the webhook payload is not usable", errors);
+    vendor_ctx_init(&ctx, cv, tv);
+    method = evhttp_request_get_command(r->ev) == EVHTTP_REQ_GET ? "GET" : "POST";
+    if (ops->parse_webhook_batch != NULL) {
+        rc = ops->parse_webhook_batch(&ctx, method, r->query, r->body, r->body_len, &ups, &n,
+                                      err, sizeof(err));
+    } else {
+        vendor_update_init(&one);
+        rc = ops->parse_webhook(&ctx, method, r->query, r->body, r->body_len, &one, err,
+                                sizeof(err));
+        if (rc != 0) {
+            vendor_update_clear(&one);
+        } else {
+            ups = &one;
+            n = 1;
+        }
+    }
+    if (rc != 0) {
+        webhook_unusable(r, vendor, err);
         return;
     }
     in = calloc(1, sizeof(*in));
     if (in == NULL) {
-        vendor_update_clear(&upd);
+        for (i = 0; i < n; i++) {
+            vendor_update_clear(&ups[i]);
+        }
+        if (ups != &one) {
+            free(ups);
+        }
         front_problem(r, 500, "internal", "out of memory", NULL);
         return;
     }
     in->r = r;
+    in->pending = n;
     r->ctx = in;
     r->on_deadline = inbound_on_deadline;
-    util_strlcpy(r->log_call_id, upd.call_id, sizeof(r->log_call_id));
-    if (webhook_apply(r->app, r->conf, r->tenant, vendor, &upd, "webhook", r->request_id,
-                      inbound_on_applied, in) != 0) {
-        r->on_deadline = NULL;
-        free(in);
-        front_problem(r, 500, "internal", "out of memory", NULL);
+    util_strlcpy(r->log_call_id, ups[0].call_id[0] ? ups[0].call_id : ups[0].vendor_call_id,
+                 sizeof(r->log_call_id));
+    /* One connection, commands in order: a batch is applied in the order sent. */
+    for (i = 0; i < n; i++) {
+        if (webhook_apply(r->app, r->conf, r->tenant, vendor, &ups[i], "webhook", r->request_id,
+                          inbound_on_applied, in) != 0) {
+            inbound_on_applied(NULL, in);
+        }
+    }
+    if (ups != &one) {
+        free(ups);
     }
 }

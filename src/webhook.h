@@ -1,8 +1,10 @@
 /*
  * webhook.h: vendor webhooks in: POST (and GET, for vendors that send query
- * strings) /v1/webhooks/{vendor}/{token}. The token names the tenant; the
- * event is stored durably in Redis (deduplicated per vendor) before the
- * vendor gets its 2xx, then applied to the call and relayed to the tenant.
+ * strings) /v1/webhooks/{vendor}/{token}. The token names the tenant (and,
+ * when the tenant configured webhook_basic_auth, HTTP Basic credentials
+ * must match too); each event of the delivery (CCAI sends several at once)
+ * is stored durably in Redis (deduplicated per vendor) before the vendor
+ * gets its 2xx, then applied to the call and relayed to the tenant.
  */
 #ifndef CG_WEBHOOK_H
 #define CG_WEBHOOK_H

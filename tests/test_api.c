@@ -393,15 +393,17 @@ Test(api, unsupported_call_types)
 {
     struct http_resp r;
 
-    cr_assert_eq(gw_post_call(&gw, GWTEST_ACME_KEY, NULL,
+    /* globex has only CloudDialer, which places outbound calls only. */
+    cr_assert_eq(gw_post_call(&gw, GWTEST_GLOBEX_KEY, NULL,
                               "{\"to\":\"+919876543210\",\"type\":\"inbound\",\"queue\":\"7\"}",
                               &r),
                  0);
     assert_problem(&r, 422, "unsupported-by-vendor");
     http_resp_free(&r);
+    /* acme's pinned CloudDialer cannot schedule (its CCAI could). */
     cr_assert_eq(gw_post_call(&gw, GWTEST_ACME_KEY, NULL,
                               "{\"to\":\"+919876543210\",\"agent\":\"a\",\"type\":\"scheduled\","
-                              "\"scheduled_at\":\"2099-01-01T10:00:00Z\"}",
+                              "\"vendor\":\"clouddialer\",\"scheduled_at\":\"2099-01-01T10:00:00Z\"}",
                               &r),
                  0);
     assert_problem(&r, 422, "unsupported-by-vendor");

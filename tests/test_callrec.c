@@ -290,7 +290,8 @@ Test(callrec, field_helper, .timeout = 10)
 static const char *const basic_keys[] = {"id",        "status",         "type",  "to",
                                          "from",      "agent",          "reference", "vendor",
                                          "vendor_call_id", "route",     "created_at", "tags",
-                                         "attempts",  NULL};
+                                         "attempts",  "scheduled_at", "agent_action_required",
+                                         NULL};
 static const char *const detail_keys[] = {"started_at",  "answered_at",      "ended_at",
                                           "disposition", "vendor_status",    "duration_seconds",
                                           "recording_url", "legs",           NULL};
@@ -316,7 +317,7 @@ assert_key_set(const json_t *o, int detail, int events)
 {
     const char *key;
     json_t *v;
-    size_t want = 13;
+    size_t want = 15;
     size_t i;
 
     for (i = 0; basic_keys[i] != NULL; i++) {

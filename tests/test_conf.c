@@ -273,6 +273,9 @@ set_demo_env(void)
     setenv("CLOUDDIALER_API_KEY", "demo-clouddialer-key", 1);
     setenv("ACME_WEBHOOK_SECRET", SECRET, 1);
     setenv("ACME_CLOUDDIALER_TOKEN", "acme-demo-token-0123456789", 1);
+    setenv("CCAI_CREDENTIAL", "demo:ccai-token", 1);
+    setenv("ACME_CCAI_TOKEN", "acme-ccai-token-0123456789", 1);
+    setenv("ACME_CCAI_HOOK_AUTH", "hook:secret", 1);
 }
 
 Test(conf, shipped_example_loads, .timeout = 10)
@@ -289,8 +292,9 @@ Test(conf, shipped_example_loads, .timeout = 10)
     cr_assert_null(errors);
     cr_assert_str_eq(c->listen_host, "127.0.0.1");
     cr_assert_eq(c->listen_port, 8080);
-    cr_assert_eq(c->nvendors, 1);
+    cr_assert_eq(c->nvendors, 2);
     cr_assert_str_eq(c->vendors[0].api_key, "demo-clouddialer-key");
+    cr_assert_str_eq(conf_vendor_find(c, "ccai")->api_key, "demo:ccai-token");
     cr_assert_str_eq(c->vendors[0].time_zone, "Asia/Kolkata");
     acme = conf_tenant_find(c, "acme");
     cr_assert_not_null(acme);
@@ -301,6 +305,9 @@ Test(conf, shipped_example_loads, .timeout = 10)
     cr_assert_str_eq(tv->webhook_token, "acme-demo-token-0123456789");
     cr_assert_eq(conf_tenant_by_webhook_token(c, "clouddialer", "acme-demo-token-0123456789"),
                  acme);
+    tv = conf_tenant_vendor(acme, "ccai");
+    cr_assert_not_null(tv);
+    cr_assert_str_eq(tv->webhook_basic_auth, "hook:secret");
 
     dir = conf_routes_path(c);
     cr_assert_str_eq(dir, CG_SRCDIR "/conf/../routes");
@@ -308,8 +315,11 @@ Test(conf, shipped_example_loads, .timeout = 10)
     cr_assert_not_null(t, "routes/ was refused:\n%s", errors);
     cr_assert_null(errors);
     cr_assert_null(warnings, "unexpected warnings: %s", warnings);
-    cr_assert_eq(t->nrules, 2);
+    cr_assert_eq(t->nrules, 3);
     cr_assert_str_eq(routes_match(t, "acme", "+919876543210", "outbound")->name, "india");
+    cr_assert_str_eq(routes_match(t, "acme", "+919876543210", "inbound")->name, "contact-center");
+    cr_assert_str_eq(routes_match(t, "acme", "+14155550100", "scheduled")->name,
+                     "contact-center");
     cr_assert_str_eq(routes_match(t, "acme", "+14155550100", "outbound")->name, "default");
     routes_unref(t);
     free(dir);
@@ -579,6 +589,33 @@ Test(conf, tenant_by_webhook_token, .timeout = 10)
     cr_assert_null(conf_tenant_by_webhook_token(c, "clouddialer", ""));
     cr_assert_null(conf_tenant_by_webhook_token(c, "acmetel", TOKEN_A));
     conf_unref(c);
+}
+
+Test(conf, webhook_basic_auth, .timeout = 10)
+{
+    json_t *root = base_conf();
+    struct conf *c;
+
+    set_json(root, "tenants.0.vendors",
+             "[{\"vendor\":\"clouddialer\",\"webhook_token\":\"" TOKEN_A "\","
+             "\"webhook_basic_auth\":\"hook:pw\"}]");
+    c = load_ok(root);
+    cr_assert_str_eq(conf_tenant_vendor(conf_tenant_find(c, "acme"), "clouddialer")
+                         ->webhook_basic_auth,
+                     "hook:pw");
+    conf_unref(c);
+
+    root = base_conf();
+    set_json(root, "tenants.0.vendors",
+             "[{\"vendor\":\"clouddialer\",\"webhook_token\":\"" TOKEN_A "\","
+             "\"webhook_basic_auth\":\"no-colon\"}]");
+    expect_error(root, "test.json: tenants.acme.vendors[0].webhook_basic_auth: must be "
+                       "\"user:password\"");
+    root = base_conf();
+    set_json(root, "tenants.0.vendors",
+             "[{\"vendor\":\"clouddialer\",\"webhook_basic_auth\":\"a:b\"}]");
+    expect_error(root, "test.json: tenants.acme.vendors[0].webhook_basic_auth: needs "
+                       "webhook_token (the token names the tenant)");
 }
 
 Test(conf, tenant_without_token_is_not_found_by_token, .timeout = 10)
@@ -937,7 +974,8 @@ Test(conf, unknown_vendor_name, .timeout = 10)
     json_t *root = base_conf();
 
     set_json(root, "vendors.acmetel", "{\"base_url\":\"https://acmetel.test\"}");
-    expect_error(root, "test.json: vendors.acmetel: unknown vendor (known: clouddialer, getdesk, callerdesk)");
+    expect_error(root, "test.json: vendors.acmetel: unknown vendor (known: clouddialer, getdesk, "
+                       "callerdesk, ccai)");
 }
 
 Test(conf, vendor_base_url_missing, .timeout = 10)

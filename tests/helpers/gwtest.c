@@ -109,6 +109,17 @@ gwtest_write_conf(struct gwtest *t)
         json_object_get(json_array_get(json_object_get(conf, "tenants"), 0), "vendors"),
         json_pack("{s:s, s:s, s:{s:s}}", "vendor", "callerdesk", "webhook_token",
                   GWTEST_ACME_CD_TOKEN, "options", "deskphone", "08062987377"));
+    /* ... and, for inbound and scheduled calls and customer flags, CCAI Platform. */
+    json_object_set_new(json_object_get(conf, "vendors"), "ccai",
+                        json_pack("{s:s, s:s, s:s, s:s, s:i, s:i}", "base_url", vendor_url,
+                                  "api_key", GWTEST_CCAI_CREDENTIAL, "from_number",
+                                  "+13392195276", "time_zone", "UTC", "connect_timeout_ms",
+                                  (int)(o->vendor_timeout_ms < 1000 ? o->vendor_timeout_ms : 1000),
+                                  "timeout_ms", (int)o->vendor_timeout_ms));
+    json_array_append_new(
+        json_object_get(json_array_get(json_object_get(conf, "tenants"), 0), "vendors"),
+        json_pack("{s:s, s:s, s:s}", "vendor", "ccai", "webhook_token", GWTEST_ACME_CCAI_TOKEN,
+                  "webhook_basic_auth", GWTEST_CCAI_HOOK_AUTH));
     if (o->header_timeout_ms > 0) {
         json_object_set_new(json_object_get(conf, "limits"), "header_timeout_ms",
                             json_integer(o->header_timeout_ms));
@@ -167,9 +178,9 @@ gwtest_wait_ready(struct gwtest *t, int timeout_ms)
 void
 gwtest_start(struct gwtest *t, const struct gwtest_opts *opts)
 {
-    char push[200], cdpush[200], listen[32], simlog[320];
+    char push[200], cdpush[200], ccaipush[200], listen[32], simlog[320];
     char call_ms[16];
-    const char *simargv[16];
+    const char *simargv[20];
     int n = 0;
 
     memset(t, 0, sizeof(*t));
@@ -210,6 +221,8 @@ gwtest_start(struct gwtest *t, const struct gwtest_opts *opts)
     snprintf(push, sizeof(push), "%s/v1/webhooks/clouddialer/%s", t->base, GWTEST_ACME_TOKEN);
     snprintf(cdpush, sizeof(cdpush), "%s/v1/webhooks/callerdesk/%s", t->base,
              GWTEST_ACME_CD_TOKEN);
+    snprintf(ccaipush, sizeof(ccaipush), "%s/v1/webhooks/ccai/%s", t->base,
+             GWTEST_ACME_CCAI_TOKEN);
     snprintf(call_ms, sizeof(call_ms), "%d", t->opts.call_ms);
     simargv[n++] = gwtest_env("CG_VENDORSIM", CG_BUILDDIR "/contrib/vendorsim/vendorsim");
     simargv[n++] = "--listen";
@@ -223,6 +236,8 @@ gwtest_start(struct gwtest *t, const struct gwtest_opts *opts)
         simargv[n++] = push;
         simargv[n++] = "--callerdesk-push-url";
         simargv[n++] = cdpush;
+        simargv[n++] = "--ccai-push-url";
+        simargv[n++] = ccaipush;
     }
     simargv[n++] = "--callerdesk-authcode";
     simargv[n++] = GWTEST_CALLERDESK_AUTHCODE;

@@ -30,6 +30,9 @@
 #define GWTEST_GETDESK_TOKEN "gd-test-token"
 #define GWTEST_CALLERDESK_AUTHCODE "cdk-test-authcode"
 #define GWTEST_ACME_CD_TOKEN "acme-callerdesk-token-0123"
+#define GWTEST_ACME_CCAI_TOKEN "acme-ccai-token-0123456789"
+#define GWTEST_CCAI_CREDENTIAL "ccai-test:ccai-test-token" /* the simulator's default */
+#define GWTEST_CCAI_HOOK_AUTH "ccai-hook:ccai-hook-secret"  /* what it sends with events */
 
 struct gwtest_opts {
     long vendor_timeout_ms;     /* default 2000 */
