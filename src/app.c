@@ -21,6 +21,7 @@
 #include "store.h"
 #include "upstream.h"
 #include "util.h"
+#include "vhealth.h"
 
 char *
 app_key(const struct app *app, char *out, unsigned long outlen, const char *fmt, ...)
@@ -79,9 +80,10 @@ app_new(struct event_base *base, struct conf *conf, struct route_table *routes)
     app->lua_event = store_script_new(callrec_lua_event);
     app->lua_list = store_script_new(callrec_lua_list);
     app->relay = relay_new(app);
+    app->vhealth = vhealth_new(app);
     if (app->store == NULL || app->upstream == NULL || app->lua_begin == NULL ||
         app->lua_finish == NULL || app->lua_event == NULL || app->lua_list == NULL ||
-        app->relay == NULL) {
+        app->relay == NULL || app->vhealth == NULL) {
         cglog_error("startup_failed", "{s:s}", "reason", "out of memory");
         app_free(app);
         return NULL;
@@ -182,6 +184,7 @@ app_drain(struct app *app)
         return;
     }
     app->draining = 1;
+    vhealth_stop(app->vhealth);
     cglog_info("draining", "{s:i, s:i}", "requests", front_inflight(app->front), "deliveries",
                relay_pending(app->relay));
     front_stop_accepting(app->front);
@@ -234,6 +237,7 @@ app_free(struct app *app)
         front_abort_all(app->front);
     }
     relay_free(app->relay);
+    vhealth_free(app->vhealth);
     front_free(app->front);
     upstream_free(app->upstream);
     store_free(app->store);

@@ -14,6 +14,7 @@ struct store_script;
 struct upstream;
 struct front;
 struct relay;
+struct vhealth;
 
 struct app {
     struct event_base *base;
@@ -22,6 +23,7 @@ struct app {
     struct store *store;
     struct upstream *upstream;   /* vendor traffic */
     struct relay *relay;         /* tenant event deliveries */
+    struct vhealth *vhealth;     /* vendor health probes */
     struct front *front;
     struct store_script *lua_begin;
     struct store_script *lua_finish;

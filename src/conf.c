@@ -426,7 +426,7 @@ conf_parse_vendors(struct conf_check *ck, struct conf *c, json_t *root)
 {
     static const char *const keys[] = {"base_url", "api_key", "from_number", "time_zone",
                                        "connect_timeout_ms", "timeout_ms", "recording_hosts",
-                                       "recording_timeout_ms", NULL};
+                                       "recording_timeout_ms", "health_interval_ms", NULL};
     char *hosts[32];
     size_t nh;
     json_t *vs = conf_object(ck, "", root, "vendors", 1), *v;
@@ -494,6 +494,11 @@ conf_parse_vendors(struct conf_check *ck, struct conf *c, json_t *root)
         }
         cv->recording_timeout_ms =
             conf_int(ck, path, v, "recording_timeout_ms", 300000, 1000, 3600000);
+        cv->health_interval_ms = conf_int(ck, path, v, "health_interval_ms", 30000, 0, 3600000);
+        if (cv->health_interval_ms > 0 && cv->health_interval_ms < 100) {
+            conf_field(field, sizeof(field), path, "health_interval_ms");
+            conf_err(ck, field, "must be 0 (off) or at least 100");
+        }
         nh = conf_string_list(ck, path, v, "recording_hosts", hosts, GW_ARRAY_LEN(hosts), 0);
         if (nh > 0 && (cv->recording_hosts = calloc(nh, sizeof(char *))) != NULL) {
             memcpy(cv->recording_hosts, hosts, nh * sizeof(char *));

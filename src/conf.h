@@ -32,6 +32,7 @@ struct conf_vendor {
     char **recording_hosts;  /* hosts recordings may come from besides base_url's */
     size_t nrecording_hosts;
     long recording_timeout_ms; /* whole recording download */
+    long health_interval_ms; /* between health probes (adapters that have one); 0 = off */
 };
 
 struct conf_tenant_vendor {

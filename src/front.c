@@ -32,6 +32,7 @@
 #include "routes.h"
 #include "store.h"
 #include "util.h"
+#include "vhealth.h"
 #include "webhook.h"
 
 struct front {
@@ -576,9 +577,11 @@ front_readyz(struct front_req *r)
     int ready = redis && routes && !app->draining;
 
     front_reply_json(r, ready ? 200 : 503,
-                     json_pack("{s:s, s:b, s:b, s:b, s:s}", "status", ready ? "ready" : "not_ready",
-                               "redis", redis, "routes_loaded", routes, "draining", app->draining,
-                               "routes_version", routes ? app->routes->version : ""),
+                     json_pack("{s:s, s:b, s:b, s:b, s:s, s:o}", "status",
+                               ready ? "ready" : "not_ready", "redis", redis, "routes_loaded",
+                               routes, "draining", app->draining, "routes_version",
+                               routes ? app->routes->version : "", "vendors",
+                               vhealth_json(app->vhealth)),
                      ready ? NULL : (const char *const[]){"Retry-After", "1", NULL});
 }
 

@@ -177,6 +177,16 @@ struct vendor_ops {
                               size_t len, struct vendor_placed *out);
 
     /*
+     * Health check (NULL when the vendor has none): a cheap request that
+     * says whether the vendor is up; parse_health returns 0 when it is,
+     * else -1 with detail.
+     */
+    int (*build_health)(const struct vendor_ctx *ctx, struct vendor_http *out, char *err,
+                        size_t errlen);
+    int (*parse_health)(const struct vendor_ctx *ctx, long http_status, const char *body,
+                        size_t len, char *detail, size_t detaillen);
+
+    /*
      * Optional: the request for a recording link on the vendor's own host,
      * for vendors that want their credentials there (NULL: plain GET).
      */

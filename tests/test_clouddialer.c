@@ -829,3 +829,26 @@ Test(clouddialer, webhook_impossible_date, .timeout = 10)
 
     push_bad("POST", body, strlen(body));
 }
+
+Test(clouddialer, health_check, .timeout = 10)
+{
+    struct vendor_http h;
+    char err[128] = "", detail[128] = "";
+
+    memset(&h, 0, sizeof(h));
+    cr_assert_eq(ops->build_health(&ctx, &h, err, sizeof(err)), 0, "%s", err);
+    cr_assert_str_eq(h.method, "GET");
+    cr_assert_str_eq(h.url, "http://vendor.test/health");
+    cr_assert_null(h.body);
+    cr_assert_null(strstr(h.headers[0], "Authorization"), "the health check is unauthenticated");
+    vendor_http_clear(&h);
+    cr_assert_eq(ops->parse_health(&ctx, 200, "{\"status\":\"success\"}", 20, detail,
+                                   sizeof(detail)),
+                 0);
+    cr_assert_eq(ops->parse_health(&ctx, 200, "{\"status\":\"degraded\"}", 21, detail,
+                                   sizeof(detail)),
+                 -1);
+    cr_assert_eq(ops->parse_health(&ctx, 503, "", 0, detail, sizeof(detail)), -1);
+    cr_assert_str_eq(detail, "HTTP 503");
+    cr_assert_eq(ops->parse_health(&ctx, 200, "<html>", 6, detail, sizeof(detail)), -1);
+}

@@ -1028,6 +1028,25 @@ Test(conf, vendor_from_number_not_e164, .timeout = 10)
     expect_error(root, "test.json: vendors.clouddialer.from_number: not an E.164 number: ");
 }
 
+Test(conf, vendor_health_interval, .timeout = 10)
+{
+    json_t *root = base_conf();
+    struct conf *c;
+
+    c = load_ok(root);
+    cr_assert_eq(c->vendors[0].health_interval_ms, 30000, "default");
+    conf_unref(c);
+    root = base_conf();
+    set_json(root, "vendors.clouddialer.health_interval_ms", "0");
+    c = load_ok(root);
+    cr_assert_eq(c->vendors[0].health_interval_ms, 0, "off");
+    conf_unref(c);
+    root = base_conf();
+    set_json(root, "vendors.clouddialer.health_interval_ms", "50");
+    expect_error(root, "test.json: vendors.clouddialer.health_interval_ms: must be 0 (off) or at "
+                       "least 100");
+}
+
 Test(conf, vendor_time_zone_unknown, .timeout = 10)
 {
     json_t *root = base_conf();

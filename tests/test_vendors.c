@@ -36,6 +36,7 @@ setup(void)
           f);
     fclose(f);
     o.routes_dir = routes_dir;
+    o.health_interval_ms = 200;
     gwtest_start(&gw, &o);
 }
 
@@ -182,4 +183,52 @@ Test(vendors, history_partial_when_one_vendor_fails)
     }
     cr_assert_eq(ok + failed, 2);
     http_resp_free(&r);
+}
+
+/* 1 once /readyz shows CloudDialer in state, 0 after timeout_ms. */
+static int
+wait_health(const char *state, int timeout_ms)
+{
+    int waited;
+
+    for (waited = 0; waited <= timeout_ms; waited += 100) {
+        struct http_resp r;
+        const char *got;
+        int match;
+
+        cr_assert_eq(gw_get(&gw, NULL, "/readyz", &r), 0);
+        cr_assert_eq(r.status, 200, "a vendor's health never makes the replica unready");
+        got = jstr(json_object_get(json_object_get(r.json, "vendors"), "clouddialer"), "state");
+        match = got != NULL && strcmp(got, state) == 0;
+        http_resp_free(&r);
+        if (match) {
+            return 1;
+        }
+        gwtest_sleep_ms(100);
+    }
+    return 0;
+}
+
+Test(vendors, clouddialer_health_is_probed_and_shown)
+{
+    struct http_resp r;
+    json_t *cd;
+
+    cr_assert(wait_health("up", 5000), "CloudDialer never shown up");
+    cr_assert_eq(gw_get(&gw, NULL, "/readyz", &r), 0);
+    cd = json_object_get(json_object_get(r.json, "vendors"), "clouddialer");
+    cr_assert_not_null(jstr(cd, "checked_at"));
+    cr_assert(json_is_integer(json_object_get(cd, "latency_ms")));
+    cr_assert_null(json_object_get(json_object_get(r.json, "vendors"), "getdesk"),
+                   "Getdesk has no health check");
+    http_resp_free(&r);
+    cr_assert_geq(sim_count(&gw, "GET", "/health"), 1);
+
+    cr_assert_eq(sim_post(&gw, "/_sim/faults",
+                          "{\"path\":\"/health\",\"mode\":\"status\",\"status\":503,"
+                          "\"count\":-1}"),
+                 200);
+    cr_assert(wait_health("down", 5000), "a failing health check never shown");
+    cr_assert_eq(sim_delete(&gw, "/_sim/faults"), 200);
+    cr_assert(wait_health("up", 5000), "recovery never shown");
 }

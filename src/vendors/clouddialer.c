@@ -9,6 +9,7 @@
  *   a double placement and its result push names our call directly.
  *   200 {"status":"success","call_id":...} = queued; 400/401/403 = refused;
  *   502 = "could not queue the call" (certain); 429/503 taken as certain too.
+ * Health: GET <base_url>/health (no auth) -> {"status":"success"}.
  * Result push (webhook): JSON {call_id, uuid, status, duration, start_time,
  *   end_time, recording_url, ...}, retried up to 3 times with the same uuid:
  *   dedupe key uuid + status.
@@ -227,6 +228,40 @@ clouddialer_build_participant(const struct vendor_ctx *ctx, const char *vendor_c
     return clouddialer_request(ctx, "POST", url, text, out, err, errlen);
 }
 
+/* GET <base_url>/health: unauthenticated, {"status":"success"} when up. */
+static int
+clouddialer_build_health(const struct vendor_ctx *ctx, struct vendor_http *out, char *err,
+                         size_t errlen)
+{
+    static const char *const headers[] = {"Accept: application/json", NULL};
+    char url[1024];
+
+    if ((size_t)snprintf(url, sizeof(url), "%s/health", ctx->base_url) >= sizeof(url) ||
+        vendor_http_set(out, "GET", url, NULL, headers) != 0) {
+        snprintf(err, errlen, "cannot build the health request");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+clouddialer_parse_health(const struct vendor_ctx *ctx, long http_status, const char *body,
+                         size_t len, char *detail, size_t detaillen)
+{
+    json_t *root = json_loadb(body, len, 0, NULL);
+    json_t *st = json_is_object(root) ? json_object_get(root, "status") : NULL;
+    int ok = http_status == 200 && json_is_string(st) &&
+             strcasecmp(json_string_value(st), "success") == 0;
+
+    (void)ctx;
+    if (!ok) {
+        snprintf(detail, detaillen, "HTTP %ld%s", http_status,
+                 http_status == 200 ? " without status success" : "");
+    }
+    json_decref(root);
+    return ok ? 0 : -1;
+}
+
 static const struct {
     const char *vendor;
     enum call_status status;
@@ -442,5 +477,7 @@ const struct vendor_ops vendor_clouddialer_ops = {
     .build_status = clouddialer_build_status,
     .parse_status = clouddialer_parse_status,
     .build_participant = clouddialer_build_participant,
+    .build_health = clouddialer_build_health,
+    .parse_health = clouddialer_parse_health,
     .parse_participant = clouddialer_parse_participant,
 };

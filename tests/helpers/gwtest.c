@@ -89,6 +89,10 @@ gwtest_write_conf(struct gwtest *t)
     cr_assert_not_null(conf, "cannot build the test configuration");
     json_object_set_new(json_object_get(json_object_get(conf, "vendors"), "clouddialer"),
                         "recording_timeout_ms", json_integer(3000));
+    if (o->health_interval_ms > 0) {
+        json_object_set_new(json_object_get(json_object_get(conf, "vendors"), "clouddialer"),
+                            "health_interval_ms", json_integer(o->health_interval_ms));
+    }
     /* acme also keeps call history at Getdesk (played by the simulator). */
     json_object_set_new(json_object_get(conf, "vendors"), "getdesk",
                         json_pack("{s:s, s:s, s:i, s:i}", "base_url", vendor_url, "time_zone",

@@ -45,6 +45,7 @@ struct gwtest_opts {
     const char *routes_dir;     /* routing table (default: the project's routes/) */
     long header_timeout_ms;     /* limits.header_timeout_ms (0 = callgate's default) */
     long max_connections;       /* limits.max_connections (0 = callgate's default) */
+    long health_interval_ms;    /* CloudDialer's health probe interval (0 = callgate's default) */
 };
 
 struct gwtest {
