@@ -392,12 +392,29 @@ callctl_refresh(struct front_req *r, const char *call_id)
 
 static int callctl_path_id(struct front_req *r, char *out, size_t outlen);
 
+/* The request body as a JSON object (new reference), or NULL after a 400. */
+static json_t *
+callctl_body_object(struct front_req *r)
+{
+    json_error_t jerr;
+    json_t *body = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *errors;
+
+    if (json_is_object(body)) {
+        return body;
+    }
+    errors = json_array();
+    problem_add_error(errors, "body", body == NULL ? jerr.text : "must be a JSON object");
+    json_decref(body);
+    front_problem(r, 400, "validation", "the request body is not valid JSON", errors);
+    return NULL;
+}
+
 void
 callctl_add_participant(struct front_req *r)
 {
     const char *key, *why;
     char call_id[72];
-    json_error_t jerr;
     json_t *body, *errors, *v;
     struct callctl *c;
     char number[PHONE_E164_MAX] = "";
@@ -406,14 +423,10 @@ callctl_add_participant(struct front_req *r)
     if (callctl_path_id(r, call_id, sizeof(call_id)) != 0) {
         return;
     }
-    errors = json_array();
-    body = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
-    if (body == NULL || !json_is_object(body)) {
-        problem_add_error(errors, "body", body == NULL ? jerr.text : "must be a JSON object");
-        json_decref(body);
-        front_problem(r, 400, "validation", "the request body is not valid JSON", errors);
+    if ((body = callctl_body_object(r)) == NULL) {
         return;
     }
+    errors = json_array();
     json_object_foreach(body, key, v) {
         if (strcmp(key, "number") != 0 && strcmp(key, "max_ring_seconds") != 0) {
             problem_add_error(errors, key, "unknown field");
@@ -479,7 +492,6 @@ callctl_flags(struct front_req *r)
     char call_id[72];
     struct callctl *c;
     const char *key;
-    json_error_t jerr;
     json_t *body, *errors, *v;
     int i, any = 0;
 
@@ -487,14 +499,10 @@ callctl_flags(struct front_req *r)
         return;
     }
     if (patch) {
-        errors = json_array();
-        body = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
-        if (body == NULL || !json_is_object(body)) {
-            problem_add_error(errors, "body", body == NULL ? jerr.text : "must be a JSON object");
-            json_decref(body);
-            front_problem(r, 400, "validation", "the request body is not valid JSON", errors);
+        if ((body = callctl_body_object(r)) == NULL) {
             return;
         }
+        errors = json_array();
         json_object_foreach(body, key, v) {
             int known = 0;
             for (i = 0; i < 3; i++) {

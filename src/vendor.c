@@ -102,6 +102,28 @@ vendor_http_set(struct vendor_http *h, const char *method, const char *url, char
     return 0;
 }
 
+int
+vendor_http_json(struct vendor_http *out, const char *method, const char *url, const char *auth,
+                 char *body, char *err, size_t errlen)
+{
+    const char *headers[4];
+    int n = 0;
+
+    if (auth != NULL) {
+        headers[n++] = auth;
+    }
+    headers[n++] = "Accept: application/json";
+    if (body != NULL) {
+        headers[n++] = "Content-Type: application/json";
+    }
+    headers[n] = NULL;
+    if (vendor_http_set(out, method, url, body, headers) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
 void
 vendor_http_clear(struct vendor_http *h)
 {

@@ -260,6 +260,13 @@ int vendor_date_ok(const char *s);
 int vendor_http_set(struct vendor_http *h, const char *method, const char *url, char *body,
                     const char *const *headers);
 void vendor_http_clear(struct vendor_http *h);
+/*
+ * A JSON API request: the auth header line (or NULL), Accept and, with a
+ * body, Content-Type application/json. body is taken over (freed on
+ * failure too). 0, or -1 with err.
+ */
+int vendor_http_json(struct vendor_http *out, const char *method, const char *url,
+                     const char *auth, char *body, char *err, size_t errlen);
 void vendor_update_init(struct vendor_update *u);
 void vendor_update_clear(struct vendor_update *u);
 

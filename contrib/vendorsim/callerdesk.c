@@ -41,7 +41,6 @@
 #define CDK_MAX_RANGE_DAYS 366
 #define CDK_DEFAULT_PER_PAGE 20
 #define CDK_MAX_PER_PAGE 200
-#define CDK_WAV_DATA 8000
 /* GET pushes: attempts in all, first backoff, timeout per attempt, log size. */
 
 struct cdk_call {
@@ -993,15 +992,6 @@ cdk_call_list(struct sim_req *r)
 
 /* ---- GET /recordings/cd_<CallSid>.wav ---- */
 
-static void
-cdk_put_le(unsigned char *p, uint32_t v, int bytes)
-{
-    int i;
-
-    for (i = 0; i < bytes; i++) {
-        p[i] = (unsigned char)((v >> (8 * i)) & 0xff);
-    }
-}
 
 static void
 cdk_recording_get(struct sim_req *r)
@@ -1010,7 +1000,6 @@ cdk_recording_get(struct sim_req *r)
     size_t n = strlen(name);
     char sid[64];
     struct cdk_call *c;
-    unsigned char *wav;
 
     if (n <= 4 || strcmp(name + n - 4, ".wav") != 0 || n - 4 >= sizeof(sid)) {
         sim_reply_error(r, 404, "Recording not found");
@@ -1023,27 +1012,7 @@ cdk_recording_get(struct sim_req *r)
         sim_reply_error(r, 404, "Recording not found");
         return;
     }
-    /* Half a second of silence: 8 kHz, 16-bit, mono PCM. */
-    wav = calloc(1, 44 + CDK_WAV_DATA);
-    if (wav == NULL) {
-        sim_reply_error(r, 500, "Out of memory");
-        return;
-    }
-    memcpy(wav, "RIFF", 4);
-    cdk_put_le(wav + 4, 36 + CDK_WAV_DATA, 4);
-    memcpy(wav + 8, "WAVE", 4);
-    memcpy(wav + 12, "fmt ", 4);
-    cdk_put_le(wav + 16, 16, 4);
-    cdk_put_le(wav + 20, 1, 2);
-    cdk_put_le(wav + 22, 1, 2);
-    cdk_put_le(wav + 24, 8000, 4);
-    cdk_put_le(wav + 28, 16000, 4);
-    cdk_put_le(wav + 32, 2, 2);
-    cdk_put_le(wav + 34, 16, 2);
-    memcpy(wav + 36, "data", 4);
-    cdk_put_le(wav + 40, CDK_WAV_DATA, 4);
-    sim_reply(r, 200, "audio/wav", wav, 44 + CDK_WAV_DATA);
-    free(wav);
+    sim_reply_silent_wav(r);
 }
 
 /* ---- /_sim hooks and control ---- */

@@ -43,7 +43,6 @@
 /* menu_id from here up is "not found": the simulator has menus 1..8999. */
 #define CCAI_MENU_LIMIT 9000
 #define CCAI_RATE_MAX 1000
-#define CCAI_WAV_DATA 8000
 #define CCAI_DEFAULT_OUTBOUND "+1 339-219-5276"
 #define CCAI_QUEUE "Sales"
 /* The agent of outbound calls, and the one inbound calls are routed to. */
@@ -1401,15 +1400,6 @@ ccai_flag_patch(struct sim_req *r)
 
 /* ---- GET /ccai/recordings/{id}.wav ---- */
 
-static void
-ccai_put_le(unsigned char *p, uint32_t v, int bytes)
-{
-    int i;
-
-    for (i = 0; i < bytes; i++) {
-        p[i] = (unsigned char)((v >> (8 * i)) & 0xff);
-    }
-}
 
 static void
 ccai_recording_get(struct sim_req *r)
@@ -1418,7 +1408,6 @@ ccai_recording_get(struct sim_req *r)
     size_t n = strlen(name);
     char id[24];
     struct ccai_call *c;
-    unsigned char *wav;
 
     if (!ccai_gate(r)) {
         return;
@@ -1434,22 +1423,7 @@ ccai_recording_get(struct sim_req *r)
         ccai_error(r, 404, "Not found");
         return;
     }
-    /* Half a second of silence: 8 kHz, 16-bit, mono PCM. */
-    wav = ccai_xcalloc(1, 44 + CCAI_WAV_DATA);
-    memcpy(wav, "RIFF", 4);
-    ccai_put_le(wav + 4, 36 + CCAI_WAV_DATA, 4);
-    memcpy(wav + 8, "WAVEfmt ", 8);
-    ccai_put_le(wav + 16, 16, 4);
-    ccai_put_le(wav + 20, 1, 2);
-    ccai_put_le(wav + 22, 1, 2);
-    ccai_put_le(wav + 24, 8000, 4);
-    ccai_put_le(wav + 28, 16000, 4);
-    ccai_put_le(wav + 32, 2, 2);
-    ccai_put_le(wav + 34, 16, 2);
-    memcpy(wav + 36, "data", 4);
-    ccai_put_le(wav + 40, CCAI_WAV_DATA, 4);
-    sim_reply(r, 200, "audio/wav", wav, 44 + CCAI_WAV_DATA);
-    free(wav);
+    sim_reply_silent_wav(r);
 }
 
 /* ---- /_sim hooks and control ---- */

@@ -20,7 +20,6 @@
 #define CD_BUCKETS (1u << 17)
 #define CD_UUID_MAX 128
 #define CD_NAME_MAX 128
-#define CD_WAV_DATA 8000
 
 struct cd_leg {
     int id;
@@ -758,15 +757,6 @@ cd_health(struct sim_req *r)
     sim_reply_json(r, 200, o);
 }
 
-static void
-cd_put_le(unsigned char *p, uint32_t v, int bytes)
-{
-    int i;
-
-    for (i = 0; i < bytes; i++) {
-        p[i] = (unsigned char)((v >> (8 * i)) & 0xff);
-    }
-}
 
 static void
 cd_recording_get(struct sim_req *r)
@@ -775,7 +765,6 @@ cd_recording_get(struct sim_req *r)
     size_t n = strlen(name);
     char id[40];
     struct cd_call *c;
-    unsigned char *wav;
 
     if (n <= 8 || strncmp(name, "crm_", 4) != 0 || strcmp(name + n - 4, ".wav") != 0 ||
         n - 8 >= sizeof(id)) {
@@ -789,26 +778,7 @@ cd_recording_get(struct sim_req *r)
         sim_reply_error(r, 404, "Recording not found");
         return;
     }
-    /* 8 kHz 16-bit mono PCM, half a second of silence. */
-    wav = calloc(1, 44 + CD_WAV_DATA);
-    if (wav == NULL) {
-        sim_reply_error(r, 500, "Out of memory");
-        return;
-    }
-    memcpy(wav, "RIFF", 4);
-    cd_put_le(wav + 4, 36 + CD_WAV_DATA, 4);
-    memcpy(wav + 8, "WAVEfmt ", 8);
-    cd_put_le(wav + 16, 16, 4);    /* fmt chunk size */
-    cd_put_le(wav + 20, 1, 2);     /* PCM */
-    cd_put_le(wav + 22, 1, 2);     /* channels */
-    cd_put_le(wav + 24, 8000, 4);  /* sample rate */
-    cd_put_le(wav + 28, 16000, 4); /* byte rate */
-    cd_put_le(wav + 32, 2, 2);     /* block align */
-    cd_put_le(wav + 34, 16, 2);    /* bits per sample */
-    memcpy(wav + 36, "data", 4);
-    cd_put_le(wav + 40, CD_WAV_DATA, 4);
-    sim_reply(r, 200, "audio/wav", wav, 44 + CD_WAV_DATA);
-    free(wav);
+    sim_reply_silent_wav(r);
 }
 
 /* ---- /_sim hooks ---- */

@@ -658,6 +658,43 @@ sim_reply(struct sim_req *r, int code, const char *ctype, const void *body, size
     }
 }
 
+static void
+main_put_le(unsigned char *p, uint32_t v, int bytes)
+{
+    int i;
+
+    for (i = 0; i < bytes; i++) {
+        p[i] = (unsigned char)((v >> (8 * i)) & 0xff);
+    }
+}
+
+void
+sim_reply_silent_wav(struct sim_req *r)
+{
+    /* Half a second of silence: 8 kHz, 16-bit, mono PCM. */
+    enum { DATA = 8000 };
+    unsigned char *wav = calloc(1, 44 + DATA);
+
+    if (wav == NULL) {
+        sim_reply_error(r, 500, "Out of memory");
+        return;
+    }
+    memcpy(wav, "RIFF", 4);
+    main_put_le(wav + 4, 36 + DATA, 4);
+    memcpy(wav + 8, "WAVEfmt ", 8);
+    main_put_le(wav + 16, 16, 4);    /* fmt chunk size */
+    main_put_le(wav + 20, 1, 2);     /* PCM */
+    main_put_le(wav + 22, 1, 2);     /* channels */
+    main_put_le(wav + 24, 8000, 4);  /* sample rate */
+    main_put_le(wav + 28, 16000, 4); /* byte rate */
+    main_put_le(wav + 32, 2, 2);     /* block align */
+    main_put_le(wav + 34, 16, 2);    /* bits per sample */
+    memcpy(wav + 36, "data", 4);
+    main_put_le(wav + 40, DATA, 4);
+    sim_reply(r, 200, "audio/wav", wav, 44 + DATA);
+    free(wav);
+}
+
 void
 sim_reply_json(struct sim_req *r, int code, json_t *obj)
 {

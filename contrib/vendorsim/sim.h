@@ -167,6 +167,8 @@ json_t *sim_req_json(struct sim_req *r, const char **why);
 void sim_reply(struct sim_req *r, int code, const char *ctype, const void *body, size_t len);
 /* Serialise obj (the reference is stolen) as application/json. */
 void sim_reply_json(struct sim_req *r, int code, json_t *obj);
+/* 200 audio/wav: half a second of silence (the vendors' recordings). */
+void sim_reply_silent_wav(struct sim_req *r);
 /* {"status":"error","message":"..."} */
 void sim_reply_error(struct sim_req *r, int code, const char *fmt, ...) SIM_PRINTF(3, 4);
 /*

@@ -99,21 +99,12 @@ ccai_request(const struct vendor_ctx *ctx, const char *method, const char *url, 
              struct vendor_http *out, char *err, size_t errlen)
 {
     char auth[700];
-    const char *headers[4];
 
     if (ccai_auth(ctx, auth, sizeof(auth), err, errlen) != 0) {
         free(body);
         return -1;
     }
-    headers[0] = auth;
-    headers[1] = "Accept: application/json";
-    headers[2] = body != NULL ? "Content-Type: application/json" : NULL;
-    headers[3] = NULL;
-    if (vendor_http_set(out, method, url, body, headers) != 0) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    return 0;
+    return vendor_http_json(out, method, url, auth, body, err, errlen);
 }
 
 /* CCAI call ids are integers; anything else never goes into a path. */

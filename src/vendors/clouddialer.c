@@ -45,7 +45,6 @@ clouddialer_request(const struct vendor_ctx *ctx, const char *method, const char
                     char *body, struct vendor_http *out, char *err, size_t errlen)
 {
     char auth[600];
-    const char *headers[4];
 
     if (ctx->api_key == NULL) {
         free(body);
@@ -53,15 +52,7 @@ clouddialer_request(const struct vendor_ctx *ctx, const char *method, const char
         return -1;
     }
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", ctx->api_key);
-    headers[0] = auth;
-    headers[1] = "Accept: application/json";
-    headers[2] = body != NULL ? "Content-Type: application/json" : NULL;
-    headers[3] = NULL;
-    if (vendor_http_set(out, method, url, body, headers) != 0) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    return 0;
+    return vendor_http_json(out, method, url, auth, body, err, errlen);
 }
 
 /* A vendor id is put in a path: letters, digits and "-_." only. */
@@ -233,15 +224,13 @@ static int
 clouddialer_build_health(const struct vendor_ctx *ctx, struct vendor_http *out, char *err,
                          size_t errlen)
 {
-    static const char *const headers[] = {"Accept: application/json", NULL};
     char url[1024];
 
-    if ((size_t)snprintf(url, sizeof(url), "%s/health", ctx->base_url) >= sizeof(url) ||
-        vendor_http_set(out, "GET", url, NULL, headers) != 0) {
-        snprintf(err, errlen, "cannot build the health request");
+    if ((size_t)snprintf(url, sizeof(url), "%s/health", ctx->base_url) >= sizeof(url)) {
+        snprintf(err, errlen, "CloudDialer base_url too long");
         return -1;
     }
-    return 0;
+    return vendor_http_json(out, "GET", url, NULL, NULL, err, errlen);
 }
 
 static int
