@@ -800,7 +800,10 @@ place_route(struct place *p, const char *pinned, const char **slug, const char *
                                                      : VENDOR_CAP_OUTBOUND;
     size_t i, allowed = 0;
 
-    rule = routes_match(p->app->routes, p->tenant->id, p->to, type);
+    struct route_call rc = {.tenant = p->tenant->id, .to = p->to, .type = type,
+                            .needs = need, .at_ms = util_now_ms()};
+
+    rule = routes_match(p->app->routes, &rc, NULL);
     if (rule == NULL && pinned == NULL) {
         *slug = "no-route";
         *detail = "no routing rule matches this call";
@@ -810,13 +813,13 @@ place_route(struct place *p, const char *pinned, const char **slug, const char *
         json_object_set_new(p->fields, "route", json_string(rule->name));
     }
     for (i = 0; pinned == NULL && i < rule->nvendors; i++) {
-        const struct vendor_ops *ops = vendor_ops_find(rule->vendors[i]);
-        if (conf_tenant_vendor(p->tenant, rule->vendors[i]) == NULL) {
+        const struct vendor_ops *ops = vendor_ops_find(rule->vendors[i].name);
+        if (conf_tenant_vendor(p->tenant, rule->vendors[i].name) == NULL) {
             continue;
         }
         allowed++;
         if ((ops->caps & need) && p->ncandidates < CALLS_MAX_CANDIDATES) {
-            p->candidates[p->ncandidates++] = rule->vendors[i];
+            p->candidates[p->ncandidates++] = rule->vendors[i].name;
         }
     }
     if (pinned != NULL) {

@@ -19,6 +19,7 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
+#include "agents.h"
 #include "app.h"
 #include "callctl.h"
 #include "calls.h"
@@ -94,6 +95,12 @@ static const struct front_route front_routes[] = {
      callctl_add_participant},
     {EVHTTP_REQ_GET, "/v1/calls/*/flags", "GET /v1/calls/{id}/flags", 1, 0, callctl_flags},
     {EVHTTP_REQ_PATCH, "/v1/calls/*/flags", "PATCH /v1/calls/{id}/flags", 1, 0, callctl_flags},
+    {EVHTTP_REQ_PUT, "/v1/agents/*", "PUT /v1/agents/{id}", 1, 0, agents_put},
+    {EVHTTP_REQ_GET, "/v1/agents/*", "GET /v1/agents/{id}", 1, 0, agents_get},
+    {EVHTTP_REQ_DELETE, "/v1/agents/*", "DELETE /v1/agents/{id}", 1, 0, agents_delete},
+    {EVHTTP_REQ_GET, "/v1/agents", "GET /v1/agents", 1, 0, agents_list},
+    {EVHTTP_REQ_PUT, "/v1/agents/*/status", "PUT /v1/agents/{id}/status", 1, 0,
+     agents_set_status},
     {EVHTTP_REQ_GET, "/v1/call-logs", "GET /v1/call-logs", 1, 0, history_logs},
     {EVHTTP_REQ_GET, "/v1/call-logs/counts", "GET /v1/call-logs/counts", 1, 0, history_counts},
     {EVHTTP_REQ_POST, "/v1/webhooks/*/*", "POST /v1/webhooks/{vendor}/{token}", 0, 1,

@@ -15,6 +15,8 @@
 #include "crypto.h"
 #include "routes.h"
 
+const char *const route_strategy_text[] = {"priority", "weighted", "least_busy"};
+
 struct routes_msgs {
     char *text;
     size_t len;
@@ -70,7 +72,11 @@ routes_free(struct route_table *t)
         routes_free_list(r->tenants, r->ntenants);
         routes_free_list(r->to_prefix, r->nprefix);
         routes_free_list(r->types, r->ntypes);
-        routes_free_list(r->vendors, r->nvendors);
+        for (size_t k = 0; k < r->nvendors; k++) {
+            free(r->vendors[k].name);
+        }
+        free(r->vendors);
+        free(r->file);
     }
     free(t->rules);
     free(t);
@@ -198,15 +204,29 @@ routes_parse_rule(struct routes_msgs *err, const char *file, size_t idx, json_t 
             }
         }
     }
-    if (routes_strings(err, where, obj, "vendors", &r->vendors, &r->nvendors) == 0 &&
-        r->nvendors == 0) {
-        routes_msg(err, "%s: vendors: is required", where);
-    }
-    for (i = 0; i < r->nvendors; i++) {
-        if (conf_vendor_find(conf, r->vendors[i]) == NULL) {
-            routes_msg(err, "%s: vendors: \"%s\" is not a configured vendor", where,
-                       r->vendors[i]);
+    {
+        char **names = NULL;
+        size_t nnames = 0;
+        if (routes_strings(err, where, obj, "vendors", &names, &nnames) == 0 && nnames == 0) {
+            routes_msg(err, "%s: vendors: is required", where);
         }
+        r->vendors = nnames > 0 ? calloc(nnames, sizeof(*r->vendors)) : NULL;
+        for (i = 0; i < nnames; i++) {
+            if (conf_vendor_find(conf, names[i]) == NULL) {
+                routes_msg(err, "%s: vendors: \"%s\" is not a configured vendor", where,
+                           names[i]);
+            }
+            if (r->vendors != NULL) {
+                r->vendors[r->nvendors].name = names[i];
+                r->vendors[r->nvendors++].weight = 1;
+                names[i] = NULL;
+            }
+        }
+        routes_free_list(names, nnames);
+    }
+    {
+        const char *base = strrchr(file, '/');
+        r->file = strdup(base != NULL ? base + 1 : file);
     }
 }
 
@@ -387,25 +407,63 @@ routes_has(char **list, size_t n, const char *s)
 }
 
 const struct route_rule *
-routes_match(const struct route_table *t, const char *tenant, const char *to, const char *type)
+routes_match(const struct route_table *t, const struct route_call *c, json_t *why)
 {
     size_t i, j;
 
     for (i = 0; i < t->nrules; i++) {
         const struct route_rule *r = &t->rules[i];
+        const char *reason = NULL;
         int prefix_ok = r->nprefix == 0;
-        if (r->ntenants > 0 && !routes_has(r->tenants, r->ntenants, tenant)) {
-            continue;
+        if (r->ntenants > 0 && !routes_has(r->tenants, r->ntenants, c->tenant)) {
+            reason = "tenant";
+        } else if (r->ntypes > 0 && !routes_has(r->types, r->ntypes, c->type)) {
+            reason = "type";
+        } else {
+            for (j = 0; !prefix_ok && j < r->nprefix; j++) {
+                prefix_ok = strncmp(c->to, r->to_prefix[j], strlen(r->to_prefix[j])) == 0;
+            }
+            if (!prefix_ok) {
+                reason = "to_prefix";
+            }
         }
-        if (r->ntypes > 0 && !routes_has(r->types, r->ntypes, type)) {
-            continue;
-        }
-        for (j = 0; !prefix_ok && j < r->nprefix; j++) {
-            prefix_ok = strncmp(to, r->to_prefix[j], strlen(r->to_prefix[j])) == 0;
-        }
-        if (prefix_ok) {
+        if (reason == NULL) {
             return r;
+        }
+        if (why != NULL) {
+            json_array_append_new(why, json_pack("{s:s, s:s}", "rule", r->name, "reason", reason));
         }
     }
     return NULL;
+}
+
+size_t
+routes_order(const struct route_rule *rule, const char *call_id, size_t *order, size_t max)
+{
+    size_t i;
+
+    (void)call_id;
+    for (i = 0; i < rule->nvendors && i < max; i++) {
+        order[i] = i;
+    }
+    return i;
+}
+
+json_t *
+routes_json(const struct route_table *t)
+{
+    json_t *rules = json_array();
+    size_t i, j;
+
+    for (i = 0; i < t->nrules; i++) {
+        json_t *v = json_array();
+        for (j = 0; j < t->rules[i].nvendors; j++) {
+            json_array_append_new(v, json_string(t->rules[i].vendors[j].name));
+        }
+        json_array_append_new(rules, json_pack("{s:s, s:s, s:s, s:o}", "name", t->rules[i].name,
+                                               "file", t->rules[i].file, "strategy",
+                                               route_strategy_text[t->rules[i].strategy],
+                                               "vendors", v));
+    }
+    return json_pack("{s:s, s:o}", "version", t->version, "rules", rules);
 }
