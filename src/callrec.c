@@ -119,7 +119,8 @@ const char callrec_lua_begin[] =
 
 /*
  * finish: record the placement's result and settle the idempotency key.
- * KEYS: call, idem, vcall (the last two may be unused placeholders).
+ * KEYS: call, idem, vcall, the vendor's in-flight counter (all but the first
+ * may be unused placeholders).
  * ARGV: idem mode ("store" keeps the answer for replay, "release" frees the
  * key because no vendor can have placed the call, "none"), idem ttl s,
  * code, body, call id, status, rank, vcall ttl s ("0": no vendor call id to
@@ -142,6 +143,14 @@ const char callrec_lua_finish[] =
     "  redis.call('DEL', KEYS[2])\n"
     "end\n"
     "if ARGV[8] ~= '0' then redis.call('SET', KEYS[3], ARGV[5], 'EX', ARGV[8]) end\n"
+    /* An accepted call counts as in flight at its vendor (least_busy) until its
+     * terminal event -- unless that event came first. */
+    "if (ARGV[6] == 'queued' or ARGV[6] == 'scheduled') and\n"
+    "   tonumber(redis.call('HGET', KEYS[1], 'rank') or '-1') < 3 and\n"
+    "   redis.call('HGET', KEYS[1], 'inflight') ~= '1' then\n"
+    "  redis.call('INCR', KEYS[4])\n"
+    "  redis.call('HSET', KEYS[1], 'inflight', '1', 'inflight_key', KEYS[4])\n"
+    "end\n"
     "return redis.call('HGET', KEYS[1], 'status')\n";
 
 /*
@@ -179,6 +188,12 @@ const char callrec_lua_event[] =
     "  else redis.call('HSETNX', ck, ARGV[i], ARGV[i + 1]) end\n"
     "end\n"
     "redis.call('HSET', ck, 'updated_at', ARGV[6])\n"
+    /* The first terminal status ends the call's in-flight count at its vendor. */
+    "if applied == 1 and tonumber(ARGV[4]) >= 3 and redis.call('HGET', ck, 'inflight') == '1' then\n"
+    "  redis.call('HSET', ck, 'inflight', '0')\n"
+    "  local ik = redis.call('HGET', ck, 'inflight_key')\n"
+    "  if ik and tonumber(redis.call('DECR', ik)) < 0 then redis.call('SET', ik, '0') end\n"
+    "end\n"
     "redis.call('RPUSH', ek, '{\"applied\":' .. (applied == 1 and 'true' or 'false') ..\n"
     "           ',' .. string.sub(ARGV[5], 2))\n"
     "redis.call('LTRIM', ek, -200, -1)\n"

@@ -30,6 +30,7 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
+#include "agents.h"
 #include "app.h"
 #include "callrec.h"
 #include "callctl.h"
@@ -37,6 +38,7 @@
 #include "cglog.h"
 #include "conf.h"
 #include "crypto.h"
+#include "decide.h"
 #include "front.h"
 #include "gw.h"
 #include "phone.h"
@@ -61,7 +63,17 @@ struct place {
     char fp[CRYPTO_SHA256_HEX_LEN + 1];
     char to[PHONE_E164_MAX];
     char from[PHONE_E164_MAX];    /* "" when the request named none */
+    struct route_table *routes;   /* reference: rule lives in it */
+    const struct route_rule *rule;/* the matching rule, or NULL (pinned vendor) */
+    char pinned[64];              /* the request's "vendor", or "" */
+    char agent_group[130];        /* the request's "agent_group", or "" */
+    unsigned needs;               /* VENDOR_CAP_* bits the call needs */
+    json_t *agent;                /* the directory's agent, once reserved or claimed */
+    int agent_reserved;           /* we made it busy: release unless the call may exist */
+    long long inflight[DECIDE_MAX_CANDIDATES * 4]; /* least_busy: per rule vendor */
+    int have_inflight;
     const char *candidates[CALLS_MAX_CANDIDATES];
+    const char *identities[CALLS_MAX_CANDIDATES]; /* the agent on each candidate */
     size_t ncandidates;
     size_t next;                  /* next candidate to try */
     json_t *attempts;
@@ -213,7 +225,14 @@ calls_validate(struct place *p, json_t *body, json_t *errors)
     if (s != NULL) {
         json_object_set_new(p->fields, "agent", json_string(s));
     }
-    calls_opt_string(body, "agent_group", 128, errors);
+    s = calls_opt_string(body, "agent_group", 128, errors);
+    if (s != NULL) {
+        util_strlcpy(p->agent_group, s, sizeof(p->agent_group));
+        json_object_set_new(p->fields, "agent_group", json_string(s));
+    }
+    if (s != NULL && json_object_get(body, "agent") != NULL) {
+        problem_add_error(errors, "agent_group", "give agent or agent_group, not both");
+    }
     if (json_object_get(body, "agent") == NULL && json_object_get(body, "agent_group") == NULL &&
         strcmp(callrec_field(p->fields, "type"), "inbound") != 0) {
         problem_add_error(errors, "agent", "is required (or agent_group) for this call type");
@@ -305,6 +324,8 @@ place_free(struct place *p)
     vendor_http_clear(&p->http);
     json_decref(p->fields);
     json_decref(p->attempts);
+    json_decref(p->agent);
+    routes_unref(p->routes);
     conf_unref(p->conf);
     free(p->answer);
     free(p);
@@ -420,7 +441,7 @@ place_conclude(struct place *p, enum call_status status, int code, const char *s
                const char *detail)
 {
     char *attempts = json_dumps(p->attempts, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    char keys[3][320], ttl[32], codebuf[8], rank[8], now[UTIL_TIME_LEN], vttl[16];
+    char keys[4][320], ttl[32], codebuf[8], rank[8], now[UTIL_TIME_LEN], vttl[16];
     const char *args[32];
     size_t argslen[32], i;
     const char *mode, *vendor, *vcid;
@@ -429,6 +450,12 @@ place_conclude(struct place *p, enum call_status status, int code, const char *s
 
     json_object_set_new(p->fields, "attempts", json_string(attempts != NULL ? attempts : "[]"));
     free(attempts);
+    /* A call that certainly does not exist gives its agent back; one that may
+     * exist keeps the agent busy until its terminal event. */
+    if (p->agent_reserved && status == CALL_FAILED) {
+        agents_release(p->app, p->tenant->id, callrec_field(p->fields, "agent"), p->call_id);
+        p->agent_reserved = 0;
+    }
     json_object_set_new(p->fields, "status", json_string(call_status_text[status]));
     if (code < 300) {
         out = callrec_render(p->fields, NULL, 0);
@@ -466,10 +493,16 @@ place_conclude(struct place *p, enum call_status status, int code, const char *s
         app_key(p->app, keys[2], sizeof(keys[2]), "vcall:-");
         snprintf(vttl, sizeof(vttl), "0");
     }
-    nk = 3;
+    if (vendor != NULL) {
+        app_key(p->app, keys[3], sizeof(keys[3]), "inflight:%s", vendor);
+    } else {
+        app_key(p->app, keys[3], sizeof(keys[3]), "inflight:-");
+    }
+    nk = 4;
     args[n++] = keys[0];
     args[n++] = keys[1];
     args[n++] = keys[2];
+    args[n++] = keys[3];
     mode = p->idem_key[0] == '\0' ? "none" : p->contacted ? "store" : "release";
     snprintf(ttl, sizeof(ttl), "%ld", p->conf->idempotency.ttl_s);
     snprintf(codebuf, sizeof(codebuf), "%d", code);
@@ -506,6 +539,7 @@ place_conclude(struct place *p, enum call_status status, int code, const char *s
 /* ---- attempts ------------------------------------------------------------ */
 
 static void place_next(struct place *p);
+static void place_agent(struct place *p);
 
 static void
 place_add_attempt(struct place *p, const char *vendor, const char *outcome, long http_status,
@@ -623,7 +657,7 @@ place_next(struct place *p)
         vc.type = callrec_field(p->fields, "type");
         vc.to = p->to;
         vc.from = p->from[0] != '\0' ? p->from : NULL;
-        vc.agent = callrec_field(p->fields, "agent");
+        vc.agent = p->identities[p->next - 1];
         vc.record = strcmp(callrec_field(p->fields, "record"), "1") == 0;
         vc.max_ring_seconds = atoi(callrec_field(p->fields, "max_ring_seconds"));
         vc.lang = callrec_field(p->fields, "lang");
@@ -738,7 +772,7 @@ place_on_begin(enum store_result res, const struct redisReply *reply, void *arg)
          * this answer for later replays. This request's own record is dropped. */
         place_abandoned(p, reply->element[1]->str);
     } else if (strcmp(verdict, "new") == 0) {
-        place_next(p);
+        place_agent(p);
     } else {
         place_fail(p, 503, "store-unavailable", "unexpected answer from the call store", NULL,
                    "1");
@@ -789,65 +823,209 @@ place_begin(struct place *p)
 
 /* ---- the handler --------------------------------------------------------- */
 
-/* Candidate vendors: the pinned one, or the route's, kept if the tenant may use them. */
+/* The rule for this call (before anything is stored): 0, or the answer's status. */
 static int
-place_route(struct place *p, const char *pinned, const char **slug, const char **detail)
+place_match(struct place *p, json_t *body, const char **slug, const char **detail)
 {
-    const struct route_rule *rule;
     const char *type = callrec_field(p->fields, "type");
-    unsigned need = strcmp(type, "inbound") == 0     ? VENDOR_CAP_INBOUND
-                    : strcmp(type, "scheduled") == 0 ? VENDOR_CAP_SCHEDULED
-                                                     : VENDOR_CAP_OUTBOUND;
-    size_t i, allowed = 0;
+    const char *keys[32], *values[32];
+    json_t *tags = json_object_get(body, "tags"), *v;
+    const char *k;
+    struct route_call rc;
+    size_t n = 0;
 
-    struct route_call rc = {.tenant = p->tenant->id, .to = p->to, .type = type,
-                            .needs = need, .at_ms = util_now_ms()};
-
-    rule = routes_match(p->app->routes, &rc, NULL);
-    if (rule == NULL && pinned == NULL) {
+    p->needs = strcmp(type, "inbound") == 0     ? VENDOR_CAP_INBOUND
+               : strcmp(type, "scheduled") == 0 ? VENDOR_CAP_SCHEDULED
+                                                : VENDOR_CAP_OUTBOUND;
+    json_object_foreach(json_is_object(tags) ? tags : NULL, k, v) {
+        if (n < 32 && json_is_string(v)) {
+            keys[n] = k;
+            values[n++] = json_string_value(v);
+        }
+    }
+    memset(&rc, 0, sizeof(rc));
+    rc.tenant = p->tenant->id;
+    rc.to = p->to;
+    rc.from = p->from[0] != '\0' ? p->from : NULL;
+    rc.type = type;
+    rc.tag_keys = keys;
+    rc.tag_values = values;
+    rc.ntags = n;
+    rc.needs = p->needs;
+    rc.at_ms = util_now_ms();
+    p->routes = routes_ref(p->app->routes);
+    p->rule = routes_match(p->routes, &rc, NULL);
+    if (p->rule == NULL && p->pinned[0] == '\0') {
         *slug = "no-route";
         *detail = "no routing rule matches this call";
         return 503;
     }
-    if (rule != NULL) {
-        json_object_set_new(p->fields, "route", json_string(rule->name));
-    }
-    for (i = 0; pinned == NULL && i < rule->nvendors; i++) {
-        const struct vendor_ops *ops = vendor_ops_find(rule->vendors[i].name);
-        if (conf_tenant_vendor(p->tenant, rule->vendors[i].name) == NULL) {
-            continue;
-        }
-        allowed++;
-        if ((ops->caps & need) && p->ncandidates < CALLS_MAX_CANDIDATES) {
-            p->candidates[p->ncandidates++] = rule->vendors[i].name;
-        }
-    }
-    if (pinned != NULL) {
-        const struct conf_tenant_vendor *tv = conf_tenant_vendor(p->tenant, pinned);
-        allowed = 1;
-        if (vendor_ops_find(tv->vendor)->caps & need) {
-            p->candidates[p->ncandidates++] = tv->vendor;
-        }
-    }
-    if (allowed == 0) {
-        /* Say "unsupported" when none of the tenant's vendors could take such a call anyway. */
-        for (i = 0; i < p->tenant->nvendors; i++) {
-            if (vendor_ops_find(p->tenant->vendors[i].vendor)->caps & need) {
-                *slug = "no-route";
-                *detail = "the matching rule names no vendor this tenant may use";
-                return 503;
-            }
-        }
-        *slug = "unsupported-by-vendor";
-        *detail = "none of this tenant's vendors supports this call type";
-        return 422;
-    }
-    if (p->ncandidates == 0) {
-        *slug = "unsupported-by-vendor";
-        *detail = "no vendor for this call supports its type";
-        return 422;
+    if (p->rule != NULL) {
+        json_object_set_new(p->fields, "route", json_string(p->rule->name));
     }
     return 0;
+}
+
+/* Candidates in order, from the rule, the agent and the in-flight counts. */
+static void
+place_decide(struct place *p)
+{
+    const char *slug = NULL, *detail = NULL;
+    struct decide_input in;
+    struct decide_output out;
+    size_t i;
+    int code;
+
+    memset(&in, 0, sizeof(in));
+    in.tenant = p->tenant;
+    in.rule = p->rule;
+    in.pinned = p->pinned[0] != '\0' ? p->pinned : NULL;
+    in.needs = p->needs;
+    in.call_id = p->call_id;
+    in.agent = p->agent;
+    in.raw_agent = p->agent == NULL ? callrec_field(p->fields, "agent") : NULL;
+    in.inflight = p->have_inflight ? p->inflight : NULL;
+    code = decide(&in, &out, &slug, &detail);
+    for (i = 0; code == 0 && i < out.n && i < CALLS_MAX_CANDIDATES; i++) {
+        p->candidates[i] = out.vendors[i];
+        p->identities[i] = out.identities[i];
+        p->ncandidates = i + 1;
+    }
+    json_decref(out.considered);
+    if (code != 0) {
+        place_conclude(p, CALL_FAILED, code, slug, detail);
+        return;
+    }
+    place_next(p);
+}
+
+static void
+place_on_inflight(enum store_result res, const struct redisReply *reply, void *arg)
+{
+    struct place *p = arg;
+    size_t i;
+
+    p->store_pending = 0;
+    if (p->r == NULL) {
+        place_conclude(p, CALL_FAILED, 503, "store-unavailable", "store timeout");
+        return;
+    }
+    /* Without counts the rule's order stands: least_busy degrades to priority. */
+    if (res == STORE_OK && reply->type == REDIS_REPLY_ARRAY) {
+        for (i = 0; i < reply->elements && i < DECIDE_MAX_CANDIDATES * 4; i++) {
+            const struct redisReply *e = reply->element[i];
+            long long v = e->type == REDIS_REPLY_STRING ? atoll(e->str) : 0;
+            p->inflight[i] = v > 0 ? v : 0;
+        }
+        p->have_inflight = 1;
+    }
+    place_decide(p);
+}
+
+/* least_busy: read every rule vendor's in-flight count (one MGET), then decide. */
+static void
+place_load(struct place *p)
+{
+    char keys[DECIDE_MAX_CANDIDATES * 4][200];
+    const char *argv[DECIDE_MAX_CANDIDATES * 4 + 1];
+    size_t i, n = 0;
+
+    if (p->rule == NULL || p->pinned[0] != '\0' || p->rule->strategy != ROUTE_LEAST_BUSY) {
+        place_decide(p);
+        return;
+    }
+    argv[n++] = "MGET";
+    for (i = 0; i < p->rule->nvendors && i < DECIDE_MAX_CANDIDATES * 4; i++) {
+        app_key(p->app, keys[i], sizeof(keys[i]), "inflight:%s", p->rule->vendors[i].name);
+        argv[n++] = keys[i];
+    }
+    p->store_pending = 1;
+    store_cmd_argv(p->app->store, (int)n, argv, NULL, place_on_inflight, p);
+}
+
+static void
+place_on_agent_written(enum store_result res, const struct redisReply *reply, void *arg)
+{
+    (void)res;
+    (void)reply;
+    (void)arg;
+}
+
+static void
+place_on_agent(enum agents_result res, json_t *agent, void *arg)
+{
+    struct place *p = arg;
+    const char *id;
+
+    p->store_pending = 0;
+    if (res == AGENTS_OK) {
+        p->agent = json_incref(agent);
+        p->agent_reserved = 1;
+        id = json_string_value(json_object_get(agent, "id"));
+        if (id != NULL) {
+            json_object_set_new(p->fields, "agent", json_string(id));
+        }
+    }
+    if (p->r == NULL) { /* the deadline answered: give everything back */
+        place_conclude(p, CALL_FAILED, 503, "store-unavailable", "store timeout");
+        return;
+    }
+    switch (res) {
+    case AGENTS_OK: {
+        /* The record learns now that it holds an agent, before any vendor can
+         * answer: a terminal webhook then frees the agent even if it beats the
+         * finish write. Same connection, so it lands first. */
+        char key[256];
+        const char *argv[6];
+        app_key(p->app, key, sizeof(key), "call:%s", p->call_id);
+        argv[0] = "HSET";
+        argv[1] = key;
+        argv[2] = "agent";
+        argv[3] = callrec_field(p->fields, "agent");
+        argv[4] = "agent_reserved";
+        argv[5] = "1";
+        store_cmd_argv(p->app->store, 6, argv, NULL, place_on_agent_written, NULL);
+        place_load(p);
+        return;
+    }
+    case AGENTS_NOT_FOUND:
+        if (p->agent_group[0] == '\0' && p->tenant->agents_pass_through) {
+            place_load(p); /* the id goes to the vendors as it is */
+            return;
+        }
+        place_conclude(p, CALL_FAILED, 404, "not-found",
+                       p->agent_group[0] != '\0' ? "unknown agent group" : "unknown agent");
+        return;
+    case AGENTS_UNAVAILABLE:
+        place_conclude(p, CALL_FAILED, 503, "no-agent-available",
+                       p->agent_group[0] != '\0' ? "no agent of this group is available"
+                                                 : "the agent is not available");
+        return;
+    default:
+        place_conclude(p, CALL_FAILED, 503, "store-unavailable",
+                       "the agent directory is not reachable");
+        return;
+    }
+}
+
+/* After the record exists: reserve the agent (or claim one of the group). */
+static void
+place_agent(struct place *p)
+{
+    const char *agent = callrec_field(p->fields, "agent");
+
+    if (p->agent_group[0] != '\0') {
+        p->store_pending = 1;
+        agents_claim_group(p->app, p->tenant->id, p->agent_group, p->call_id, place_on_agent, p);
+    } else if (agent != NULL) {
+        p->store_pending = 1;
+        agents_reserve(p->app, p->tenant->id, agent, p->call_id,
+                       p->rule != NULL && p->pinned[0] == '\0' &&
+                           p->rule->require_agent_available,
+                       place_on_agent, p);
+    } else {
+        place_load(p);
+    }
 }
 
 void
@@ -904,14 +1082,10 @@ calls_create(struct front_req *r)
         return;
     }
     json_decref(errors);
-    if (json_object_get(body, "agent_group") != NULL &&
-        json_object_get(body, "agent") == NULL) {
-        json_decref(body);
-        place_fail(p, 404, "not-found", "unknown agent group (this gateway has no agent "
-                   "directory yet)", NULL, NULL);
-        return;
+    if (calls_opt_string(body, "vendor", 64, NULL) != NULL) {
+        util_strlcpy(p->pinned, calls_opt_string(body, "vendor", 64, NULL), sizeof(p->pinned));
     }
-    code = place_route(p, calls_opt_string(body, "vendor", 64, NULL), &slug, &detail);
+    code = place_match(p, body, &slug, &detail);
     if (code != 0) {
         json_decref(body);
         place_fail(p, code, slug, detail, NULL, code == 503 ? "5" : NULL);

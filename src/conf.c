@@ -651,7 +651,8 @@ conf_parse_tenant(struct conf_check *ck, struct conf *c, struct conf_tenant *t, 
                   size_t idx)
 {
     static const char *const keys[] = {"id", "api_key_sha256", "default_country",
-                                       "callback_url", "webhook_secret", "vendors", NULL};
+                                       "callback_url", "webhook_secret", "vendors",
+                                       "unknown_agents", NULL};
     char path[128], field[256];
     unsigned char raw[128];
     size_t i;
@@ -692,6 +693,16 @@ conf_parse_tenant(struct conf_check *ck, struct conf *c, struct conf_tenant *t, 
             conf_field(field, sizeof(field), path, "default_country");
             conf_err(ck, field, "unknown ISO 3166 country \"%s\"", t->default_country);
         }
+    }
+    {
+        char *ua = conf_string(ck, path, obj, "unknown_agents", 0, "reject", 0);
+        if (ua != NULL && strcmp(ua, "pass_through") == 0) {
+            t->agents_pass_through = 1;
+        } else if (ua != NULL && strcmp(ua, "reject") != 0) {
+            conf_field(field, sizeof(field), path, "unknown_agents");
+            conf_err(ck, field, "must be \"reject\" or \"pass_through\"");
+        }
+        free(ua);
     }
     t->callback_url = conf_string(ck, path, obj, "callback_url", 0, NULL, 0);
     if (t->callback_url != NULL) {

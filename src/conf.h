@@ -54,6 +54,8 @@ struct conf_tenant {
     char *callback_url;                /* default event endpoint, or NULL */
     char *webhook_secret[CONF_MAX_KEYS]; /* "whsec_..." signing secrets; first signs, all sign */
     size_t nsecrets;
+    int agents_pass_through;           /* an agent id not in the directory is sent to the
+                                          vendor as is (else 404) */
     struct conf_tenant_vendor *vendors; /* the vendors this tenant may use, in order */
     size_t nvendors;
 };

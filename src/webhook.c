@@ -20,6 +20,7 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
+#include "agents.h"
 #include "app.h"
 #include "callrec.h"
 #include "cglog.h"
@@ -71,6 +72,14 @@ applying_on_stored(enum store_result res, const struct redisReply *reply, void *
         a->cb(verdict, a->arg);
     }
     if (fields != NULL) {
+        const char *agent = callrec_field(fields, "agent");
+        const char *reserved = callrec_field(fields, "agent_reserved");
+        /* The call is over: its agent is free again (agents_release leaves an
+         * agent set offline, or busy with another call, alone). */
+        if (call_status_terminal(a->upd.status) && agent != NULL && reserved != NULL &&
+            strcmp(reserved, "1") == 0) {
+            agents_release(a->app, a->tenant->id, agent, callrec_field(fields, "id"));
+        }
         relay_call_event(a->app->relay, a->tenant, fields, call_status_event_type(a->upd.status));
         json_decref(fields);
     }
