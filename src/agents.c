@@ -1492,3 +1492,35 @@ agents_identity(const json_t *agent, const char *vendor)
     }
     return s != NULL && s[0] != '\0' ? s : NULL;
 }
+
+/* ---- read only, for explain ------------------------------------------------------ */
+
+static void
+agents_on_looked_up(enum store_result res, const struct redisReply *reply, void *arg)
+{
+    struct agents_task *t = arg;
+    json_t *agent = res == STORE_OK ? agents_render(reply) : NULL;
+
+    agents_task_finish(t, agent != NULL ? AGENTS_OK
+                          : res == STORE_OK ? AGENTS_NOT_FOUND
+                                            : AGENTS_STORE_ERROR,
+                       agent);
+}
+
+void
+agents_lookup(struct app *app, const char *tenant, const char *agent_id, agents_cb cb, void *arg)
+{
+    struct agents_task *t = agents_task_new("lookup", tenant, agent_id, "-", cb, arg);
+    char key[AGENTS_KEY_MAX];
+    const char *argv[2 + AGENTS_VIEW_FIELDS] = {
+        "HMGET", key, "id", "doc", "status", "status_since", "call_id", "idle_since", "updated_at"};
+
+    if (t == NULL || agents_task_check(app, t, tenant, agent_id, "-") != 0) {
+        return;
+    }
+    app_key(app, key, sizeof(key), "agent:%s:%s", tenant, agent_id);
+    if (store_cmd_argv(app->store, (int)GW_ARRAY_LEN(argv), argv, NULL, agents_on_looked_up, t) !=
+        GW_OK) {
+        agents_task_later(app, t, AGENTS_STORE_ERROR);
+    }
+}

@@ -63,6 +63,14 @@ void agents_release(struct app *app, const char *tenant, const char *agent_id,
                     const char *call_id);
 
 /*
+ * Read the named agent without changing anything (explain): AGENTS_OK with
+ * the agent, AGENTS_NOT_FOUND or AGENTS_STORE_ERROR. Called back from the
+ * loop, never inside the call.
+ */
+void agents_lookup(struct app *app, const char *tenant, const char *agent_id, agents_cb cb,
+                   void *arg);
+
+/*
  * The agent's identity on vendor, as the adapter takes it in
  * vendor_call.agent: clouddialer crm_username; callerdesk "member:<id>"
  * for member_id, else its number; ccai email. NULL when the agent has none

@@ -99,6 +99,32 @@ app_new(struct event_base *base, struct conf *conf, struct route_table *routes)
 }
 
 int
+app_reload_routes(struct app *app, char **errors, char **warnings)
+{
+    char *dir = conf_routes_path(app->conf);
+    struct route_table *t;
+
+    *errors = NULL;
+    *warnings = NULL;
+    t = dir != NULL ? routes_load_dir(dir, app->conf, errors, warnings) : NULL;
+    free(dir);
+    if (t == NULL) {
+        cglog_error("reload_refused", "{s:s, s:s}", "what", "routes", "errors",
+                    *errors != NULL ? *errors : "");
+        return -1;
+    }
+    if (*warnings != NULL) {
+        cglog_warn("routes_warning", "{s:s}", "warnings", *warnings);
+    }
+    /* Requests in flight hold their own reference to the old table. */
+    routes_unref(app->routes);
+    app->routes = t;
+    cglog_info("routes_reloaded", "{s:s, s:i}", "routes_version", t->version, "rules",
+               (int)t->nrules);
+    return 0;
+}
+
+int
 app_reload(struct app *app)
 {
     char *errors = NULL, *warnings = NULL, *dir;

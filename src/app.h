@@ -48,6 +48,13 @@ int app_install_signals(struct app *app);
 /* Reload conf and routes from disk; on any error keep the old ones. 0 or -1. */
 int app_reload(struct app *app);
 
+/*
+ * Reload only the routes (POST /admin/routes/reload): built beside the old
+ * table and swapped in; on errors the old one keeps serving. 0 or -1; the
+ * caller frees *errors and *warnings (either may be NULL).
+ */
+int app_reload_routes(struct app *app, char **errors, char **warnings);
+
 /* Start a graceful drain: stop accepting, finish in-flight work, then break the loop. */
 void app_drain(struct app *app);
 

@@ -825,7 +825,8 @@ place_begin(struct place *p)
 
 /* The rule for this call (before anything is stored): 0, or the answer's status. */
 static int
-place_match(struct place *p, json_t *body, const char **slug, const char **detail)
+place_match(struct place *p, json_t *body, int64_t at_ms, json_t *why, const char **slug,
+            const char **detail)
 {
     const char *type = callrec_field(p->fields, "type");
     const char *keys[32], *values[32];
@@ -852,9 +853,9 @@ place_match(struct place *p, json_t *body, const char **slug, const char **detai
     rc.tag_values = values;
     rc.ntags = n;
     rc.needs = p->needs;
-    rc.at_ms = util_now_ms();
+    rc.at_ms = at_ms;
     p->routes = routes_ref(p->app->routes);
-    p->rule = routes_match(p->routes, &rc, NULL);
+    p->rule = routes_match(p->routes, &rc, why);
     if (p->rule == NULL && p->pinned[0] == '\0') {
         *slug = "no-route";
         *detail = "no routing rule matches this call";
@@ -1085,7 +1086,7 @@ calls_create(struct front_req *r)
     if (calls_opt_string(body, "vendor", 64, NULL) != NULL) {
         util_strlcpy(p->pinned, calls_opt_string(body, "vendor", 64, NULL), sizeof(p->pinned));
     }
-    code = place_match(p, body, &slug, &detail);
+    code = place_match(p, body, util_now_ms(), NULL, &slug, &detail);
     if (code != 0) {
         json_decref(body);
         place_fail(p, code, slug, detail, NULL, code == 503 ? "5" : NULL);
@@ -1446,4 +1447,274 @@ calls_list(struct front_req *r)
     args[7] = examine;
     store_eval(r->app->store, r->app->lua_list, 1, 8, args, NULL, listing_on_reply, l);
     evhttp_clear_headers(&q);
+}
+
+/* ---- POST /admin/routes/explain ----------------------------------------- */
+
+/*
+ * The decision for a call request, without placing it: the rule (and the
+ * rules passed over, with why), every vendor considered with why it was kept
+ * or dropped, and the final order. Nothing is written anywhere. The agent's
+ * availability and the in-flight counts are read as placement would read
+ * them; agent claims for agent_group are not made.
+ */
+struct explain {
+    struct front_req *r;
+    struct place *p;
+    json_t *out;
+};
+
+static void explain_reply(struct explain *e);
+
+static void
+explain_finish(struct explain *e)
+{
+    struct place *p = e->p;
+    const char *slug = NULL, *detail = NULL;
+    struct decide_input in;
+    struct decide_output out;
+    json_t *order = json_array();
+    size_t i;
+    int code;
+
+    memset(&in, 0, sizeof(in));
+    in.tenant = p->tenant;
+    in.rule = p->rule;
+    in.pinned = p->pinned[0] != '\0' ? p->pinned : NULL;
+    in.needs = p->needs;
+    in.call_id = "call_explain";
+    in.agent = p->agent;
+    in.raw_agent = p->agent == NULL ? callrec_field(p->fields, "agent") : NULL;
+    in.inflight = p->have_inflight ? p->inflight : NULL;
+    code = decide(&in, &out, &slug, &detail);
+    for (i = 0; code == 0 && i < out.n; i++) {
+        json_array_append_new(order, json_string(out.vendors[i]));
+    }
+    json_object_set_new(e->out, "vendors", out.considered);
+    json_object_set_new(e->out, "order", order);
+    json_object_set_new(e->out, "result",
+                        code == 0 ? json_pack("{s:i, s:s}", "status", 201, "vendor",
+                                              out.vendors[0])
+                                  : json_pack("{s:i, s:s, s:s}", "status", code, "problem",
+                                              slug, "detail", detail));
+    explain_reply(e);
+}
+
+static void
+explain_reply(struct explain *e)
+{
+    if (e->r != NULL) {
+        e->r->on_deadline = NULL;
+        front_reply_json(e->r, 200, e->out, NULL);
+    } else {
+        json_decref(e->out);
+    }
+    place_free(e->p);
+    free(e);
+}
+
+static void
+explain_on_deadline(struct front_req *r)
+{
+    struct explain *e = r->ctx;
+
+    e->r = NULL;
+    front_problem(r, 503, "store-unavailable", "the store did not answer in time", NULL);
+}
+
+static void
+explain_on_inflight(enum store_result res, const struct redisReply *reply, void *arg)
+{
+    struct explain *e = arg;
+    size_t i;
+
+    if (res == STORE_OK && reply->type == REDIS_REPLY_ARRAY) {
+        for (i = 0; i < reply->elements && i < DECIDE_MAX_CANDIDATES * 4; i++) {
+            const struct redisReply *x = reply->element[i];
+            long long v = x->type == REDIS_REPLY_STRING ? atoll(x->str) : 0;
+            e->p->inflight[i] = v > 0 ? v : 0;
+        }
+        e->p->have_inflight = 1;
+    }
+    explain_finish(e);
+}
+
+/* least_busy: the in-flight counts placement would read, then the decision. */
+static void
+explain_load(struct explain *e)
+{
+    struct place *p = e->p;
+    char k[DECIDE_MAX_CANDIDATES * 4][200];
+    const char *argv[DECIDE_MAX_CANDIDATES * 4 + 1];
+    size_t i, n = 0;
+
+    if (p->rule == NULL || p->pinned[0] != '\0' || p->rule->strategy != ROUTE_LEAST_BUSY) {
+        explain_finish(e);
+        return;
+    }
+    argv[n++] = "MGET";
+    for (i = 0; i < p->rule->nvendors && i < DECIDE_MAX_CANDIDATES * 4; i++) {
+        app_key(p->app, k[i], sizeof(k[i]), "inflight:%s", p->rule->vendors[i].name);
+        argv[n++] = k[i];
+    }
+    store_cmd_argv(p->app->store, (int)n, argv, NULL, explain_on_inflight, e);
+}
+
+static void
+explain_on_agent(enum agents_result res, json_t *agent, void *arg)
+{
+    struct explain *e = arg;
+    struct place *p = e->p;
+    const char *status = json_string_value(json_object_get(agent, "status"));
+    int need = p->rule != NULL && p->pinned[0] == '\0' && p->rule->require_agent_available;
+
+    if (res == AGENTS_OK) {
+        p->agent = json_incref(agent);
+        json_object_set_new(e->out, "agent", json_incref(agent));
+        if (need && (status == NULL || strcmp(status, "available") != 0)) {
+            json_object_set_new(e->out, "vendors", json_array());
+            json_object_set_new(e->out, "order", json_array());
+            json_object_set_new(e->out, "result",
+                                json_pack("{s:i, s:s, s:s}", "status", 503, "problem",
+                                          "no-agent-available", "detail",
+                                          "the rule requires the agent to be available"));
+            explain_reply(e);
+            return;
+        }
+    } else if (res == AGENTS_NOT_FOUND && !p->tenant->agents_pass_through) {
+        json_object_set_new(e->out, "vendors", json_array());
+        json_object_set_new(e->out, "order", json_array());
+        json_object_set_new(e->out, "result", json_pack("{s:i, s:s, s:s}", "status", 404,
+                                                        "problem", "not-found", "detail",
+                                                        "unknown agent"));
+        explain_reply(e);
+        return;
+    } else if (res == AGENTS_STORE_ERROR) {
+        json_object_set_new(e->out, "agent", json_pack("{s:s}", "error",
+                                                       "the agent directory is not reachable"));
+    }
+    explain_load(e);
+}
+
+void
+calls_explain(struct front_req *r)
+{
+    static const char *const keys[] = {"tenant", "call", "at", NULL};
+    const char *slug = NULL, *detail = NULL, *key;
+    json_error_t jerr;
+    json_t *body, *errors, *call, *v, *why;
+    struct explain *e;
+    struct place *p;
+    int64_t at = util_now_ms();
+    size_t i;
+    int code;
+
+    body = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    errors = json_array();
+    if (!json_is_object(body)) {
+        problem_add_error(errors, "body", body == NULL ? jerr.text : "must be a JSON object");
+        json_decref(body);
+        front_problem(r, 400, "validation", "the request body is not valid JSON", errors);
+        return;
+    }
+    json_object_foreach(body, key, v) {
+        int known = 0;
+        for (i = 0; keys[i] != NULL; i++) {
+            known |= strcmp(key, keys[i]) == 0;
+        }
+        if (!known) {
+            problem_add_error(errors, key, "unknown field");
+        }
+    }
+    v = json_object_get(body, "at");
+    if (v != NULL && (!json_is_string(v) || util_parse_time(json_string_value(v), NULL, &at))) {
+        problem_add_error(errors, "at", "must be an RFC 3339 time");
+    }
+    v = json_object_get(body, "tenant");
+    call = json_object_get(body, "call");
+    p = calloc(1, sizeof(*p));
+    e = calloc(1, sizeof(*e));
+    if (p == NULL || e == NULL) {
+        free(p);
+        free(e);
+        json_decref(body);
+        json_decref(errors);
+        front_problem(r, 500, "internal", "out of memory", NULL);
+        return;
+    }
+    p->app = r->app;
+    p->conf = conf_ref(r->conf);
+    p->fields = json_object();
+    p->attempts = json_array();
+    p->tenant = json_is_string(v) ? conf_tenant_find(r->conf, json_string_value(v)) : NULL;
+    if (p->tenant == NULL) {
+        problem_add_error(errors, "tenant", "must name a configured tenant");
+    } else if (!json_is_object(call)) {
+        problem_add_error(errors, "call", "must be a POST /v1/calls body (an object)");
+    } else {
+        json_t *cerr = json_array(), *x;
+        calls_validate(p, call, cerr);
+        json_array_foreach(cerr, i, x) {
+            char field[96];
+            snprintf(field, sizeof(field), "call.%s",
+                     json_string_value(json_object_get(x, "field")));
+            problem_add_error(errors, field,
+                              json_string_value(json_object_get(x, "message")));
+        }
+        json_decref(cerr);
+    }
+    if (json_array_size(errors) > 0) {
+        json_decref(body);
+        place_free(p);
+        free(e);
+        front_problem(r, 400, "validation", "the request has invalid fields; see errors", errors);
+        return;
+    }
+    json_decref(errors);
+    if (calls_opt_string(call, "vendor", 64, NULL) != NULL) {
+        util_strlcpy(p->pinned, calls_opt_string(call, "vendor", 64, NULL), sizeof(p->pinned));
+    }
+    why = json_array();
+    code = place_match(p, call, at, why, &slug, &detail);
+    json_decref(body);
+    {
+        char when[UTIL_TIME_LEN];
+        util_rfc3339(at, when, sizeof(when));
+        e->out = json_pack("{s:s, s:s, s:s, s:o, s:o}", "tenant", p->tenant->id, "at", when,
+                           "routes_version", p->routes->version, "rule",
+                           p->rule != NULL
+                               ? json_pack("{s:s, s:s, s:s, s:b}", "name", p->rule->name, "file",
+                                           p->rule->file, "strategy",
+                                           route_strategy_text[p->rule->strategy],
+                                           "require_agent_available",
+                                           p->rule->require_agent_available)
+                               : json_null(),
+                           "rules_passed_over", why);
+    }
+    e->r = r;
+    e->p = p;
+    if (code != 0) {
+        json_object_set_new(e->out, "vendors", json_array());
+        json_object_set_new(e->out, "order", json_array());
+        json_object_set_new(e->out, "result", json_pack("{s:i, s:s, s:s}", "status", code,
+                                                        "problem", slug, "detail", detail));
+        front_reply_json(r, 200, e->out, NULL);
+        place_free(p);
+        free(e);
+        return;
+    }
+    r->ctx = e;
+    r->on_deadline = explain_on_deadline;
+    if (p->agent_group[0] != '\0') {
+        json_object_set_new(e->out, "agent",
+                            json_pack("{s:s, s:s}", "agent_group", p->agent_group, "note",
+                                      "placement claims the group's longest-idle available "
+                                      "agent; identities are checked once it is known"));
+        explain_load(e);
+    } else if (callrec_field(p->fields, "agent") != NULL) {
+        agents_lookup(p->app, p->tenant->id, callrec_field(p->fields, "agent"),
+                      explain_on_agent, e);
+    } else {
+        explain_load(e);
+    }
 }

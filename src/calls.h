@@ -13,6 +13,9 @@ void calls_create(struct front_req *r);
 void calls_get(struct front_req *r);
 void calls_list(struct front_req *r);
 
+/* POST /admin/routes/explain: the routing decision for a call body, nothing placed. */
+void calls_explain(struct front_req *r);
+
 /* 1 when id (n bytes) has the shape of a call id. */
 int calls_id_ok(const char *id, size_t n);
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -19,6 +20,7 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
+#include "admin.h"
 #include "agents.h"
 #include "app.h"
 #include "callctl.h"
@@ -40,6 +42,8 @@ struct front {
     struct app *app;
     struct evhttp *http;
     struct evhttp_bound_socket *sock;
+    struct evhttp_bound_socket *admin_sock; /* admin.listen, when configured */
+    int admin_port;                /* its port, or 0: admin routes on the main listener */
     int inflight;
     int unsent;                    /* replies handed to evhttp, not yet written out */
     struct front_req *reqs;        /* requests in flight (doubly linked) */
@@ -68,12 +72,14 @@ struct front_conn {
 
 typedef void (*front_handler)(struct front_req *r);
 
+enum { FRONT_AUTH_NONE = 0, FRONT_AUTH_TENANT = 1, FRONT_AUTH_ADMIN = 2 };
+
 /* How a path segment pattern matches: a literal, or "*" for any one segment. */
 struct front_route {
     enum evhttp_cmd_type method;
     const char *pattern;   /* "/v1/calls/{star}" with a literal star */
     const char *label;     /* for logs: never the raw path (it may hold a token) */
-    int auth;              /* tenant Bearer key required */
+    int auth;              /* FRONT_AUTH_*: who may call it */
     int webhook_body;      /* use the webhook body limit */
     front_handler handler;
 };
@@ -103,6 +109,11 @@ static const struct front_route front_routes[] = {
      agents_set_status},
     {EVHTTP_REQ_GET, "/v1/call-logs", "GET /v1/call-logs", 1, 0, history_logs},
     {EVHTTP_REQ_GET, "/v1/call-logs/counts", "GET /v1/call-logs/counts", 1, 0, history_counts},
+    {EVHTTP_REQ_GET, "/admin/routes", "GET /admin/routes", 2, 0, admin_routes_get},
+    {EVHTTP_REQ_POST, "/admin/routes/reload", "POST /admin/routes/reload", 2, 0,
+     admin_routes_reload},
+    {EVHTTP_REQ_POST, "/admin/routes/explain", "POST /admin/routes/explain", 2, 0,
+     calls_explain},
     {EVHTTP_REQ_POST, "/v1/webhooks/*/*", "POST /v1/webhooks/{vendor}/{token}", 0, 1,
      webhook_receive},
     {EVHTTP_REQ_GET, "/v1/webhooks/*/*", "GET /v1/webhooks/{vendor}/{token}", 0, 1,
@@ -628,6 +639,52 @@ front_authenticate(struct front_req *r)
     return r->tenant != NULL ? 0 : -1;
 }
 
+/* The admin token's SHA-256 against the configured one, in constant time. */
+static int
+front_admin_ok(struct front_req *r)
+{
+    const char *h = front_header(r, "Authorization");
+    char hex[CRYPTO_SHA256_HEX_LEN + 1];
+
+    if (r->conf->admin_token_sha256 == NULL || h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
+        return -1;
+    }
+    h += 7;
+    while (*h == ' ') {
+        h++;
+    }
+    if (*h == '\0' || strlen(h) > 512) {
+        return -1;
+    }
+    crypto_sha256_hex(h, strlen(h), hex);
+    return crypto_equal(hex, strlen(hex), r->conf->admin_token_sha256,
+                        strlen(r->conf->admin_token_sha256))
+               ? 0
+               : -1;
+}
+
+/* 1 when the request came in on the admin address (its local port). */
+static int
+front_on_admin_port(struct evhttp_request *ev, int admin_port)
+{
+    struct evhttp_connection *conn = evhttp_request_get_connection(ev);
+    struct bufferevent *bev = conn != NULL ? evhttp_connection_get_bufferevent(conn) : NULL;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
+    int port = -1;
+
+    if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
+        return 0;
+    }
+    if (ss.ss_family == AF_INET) {
+        port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+        port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+    return port == admin_port;
+}
+
 static void
 front_dispatch(struct evhttp_request *ev, void *arg)
 {
@@ -705,13 +762,29 @@ front_dispatch(struct evhttp_request *ev, void *arg)
         front_problem(r, 500, "internal", "out of memory", NULL);
         return;
     }
-    if (route->auth && front_authenticate(r) != 0) {
+    /* With an admin address, admin routes live only there and nothing else does. */
+    if (f->admin_port != 0 &&
+        (route->auth == FRONT_AUTH_ADMIN) != front_on_admin_port(ev, f->admin_port)) {
+        front_problem(r, 404, "not-found", "no such endpoint", NULL);
+        return;
+    }
+    if (route->auth == FRONT_AUTH_ADMIN && front_admin_ok(r) != 0) {
+        if (r->conf->admin_token_sha256 == NULL) {
+            front_problem(r, 404, "not-found", "the admin API is not configured", NULL);
+        } else {
+            front_problem_ex(r, 401, "unauthorized",
+                             "send the admin token as Authorization: Bearer <token>", NULL, NULL,
+                             (const char *const[]){"WWW-Authenticate", "Bearer", NULL});
+        }
+        return;
+    }
+    if (route->auth == FRONT_AUTH_TENANT && front_authenticate(r) != 0) {
         front_problem_ex(r, 401, "unauthorized",
                          "send the tenant API key as Authorization: Bearer <key>", NULL, NULL,
                          (const char *const[]){"WWW-Authenticate", "Bearer", NULL});
         return;
     }
-    if (app->draining && route->auth) {
+    if (app->draining && route->auth == FRONT_AUTH_TENANT) {
         front_problem_ex(r, 503, "shutting-down", "this replica is draining; retry another",
                          NULL, NULL, (const char *const[]){"Retry-After", "1", NULL});
         return;
@@ -784,6 +857,19 @@ front_new(struct app *app)
         return NULL;
     }
     cglog_info("listening", "{s:s, s:i}", "host", c->listen_host, "port", c->listen_port);
+    if (c->admin_listen_host != NULL) {
+        f->admin_sock = evhttp_bind_socket_with_handle(f->http, c->admin_listen_host,
+                                                       (ev_uint16_t)c->admin_listen_port);
+        if (f->admin_sock == NULL) {
+            cglog_error("listen_failed", "{s:s, s:s, s:i}", "what", "admin", "host",
+                        c->admin_listen_host, "port", c->admin_listen_port);
+            front_free(f);
+            return NULL;
+        }
+        f->admin_port = c->admin_listen_port;
+        cglog_info("listening", "{s:s, s:s, s:i}", "what", "admin", "host",
+                   c->admin_listen_host, "port", c->admin_listen_port);
+    }
     return f;
 }
 
@@ -793,6 +879,10 @@ front_stop_accepting(struct front *f)
     if (f->sock != NULL) {
         evhttp_del_accept_socket(f->http, f->sock);
         f->sock = NULL;
+    }
+    if (f->admin_sock != NULL) {
+        evhttp_del_accept_socket(f->http, f->admin_sock);
+        f->admin_sock = NULL;
     }
 }
 

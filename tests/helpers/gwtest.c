@@ -87,6 +87,17 @@ gwtest_write_conf(struct gwtest *t)
         "tenants", gwtest_tenant("acme", GWTEST_ACME_KEY, "IN", GWTEST_ACME_TOKEN, cb_acme),
         gwtest_tenant("globex", GWTEST_GLOBEX_KEY, "US", GWTEST_GLOBEX_TOKEN, cb_globex));
     cr_assert_not_null(conf, "cannot build the test configuration");
+    {
+        char hash[CRYPTO_SHA256_HEX_LEN + 1], alisten[32];
+        json_t *admin;
+        crypto_sha256_hex(GWTEST_ADMIN_TOKEN, strlen(GWTEST_ADMIN_TOKEN), hash);
+        admin = json_pack("{s:s}", "token_sha256", hash);
+        if (t->admin_port > 0) {
+            snprintf(alisten, sizeof(alisten), "127.0.0.1:%d", t->admin_port);
+            json_object_set_new(admin, "listen", json_string(alisten));
+        }
+        json_object_set_new(conf, "admin", admin);
+    }
     if (!o->strict_agents) {
         /* Most suites name agents by their vendor identity, without a directory. */
         size_t k;
@@ -223,6 +234,14 @@ gwtest_start(struct gwtest *t, const struct gwtest_opts *opts)
     t->gw_port = proc_free_port();
     while (t->gw_port == t->sim_port) {
         t->gw_port = proc_free_port();
+    }
+    if (t->opts.admin_listener) {
+        do {
+            t->admin_port = proc_free_port();
+        } while (t->admin_port == t->gw_port || t->admin_port == t->sim_port);
+        snprintf(t->admin_base, sizeof(t->admin_base), "http://127.0.0.1:%d", t->admin_port);
+    } else {
+        snprintf(t->admin_base, sizeof(t->admin_base), "http://127.0.0.1:%d", t->gw_port);
     }
     snprintf(t->base, sizeof(t->base), "http://127.0.0.1:%d", t->gw_port);
     snprintf(t->sim_base, sizeof(t->sim_base), "http://127.0.0.1:%d", t->sim_port);
@@ -570,4 +589,19 @@ assert_problem(struct http_resp *r, long status, const char *slug)
     cr_assert_eq(json_integer_value(json_object_get(r->json, "status")), status);
     cr_assert_not_null(jstr(r->json, "title"));
     cr_assert_not_null(jstr(r->json, "request_id"));
+}
+
+int
+gw_admin(struct gwtest *t, const char *token, const char *method, const char *path,
+         const char *body, struct http_resp *out)
+{
+    char url[512], auth[256];
+    const char *headers[3] = {"Content-Type: application/json", NULL, NULL};
+
+    snprintf(url, sizeof(url), "%s%s", t->admin_base, path);
+    if (token != NULL) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+        headers[1] = auth;
+    }
+    return http_do(method, url, headers, body, body != NULL ? strlen(body) : 0, 10000, out);
 }

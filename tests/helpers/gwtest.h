@@ -30,6 +30,7 @@
 #define GWTEST_GETDESK_TOKEN "gd-test-token"
 #define GWTEST_CALLERDESK_AUTHCODE "cdk-test-authcode"
 #define GWTEST_ACME_CD_TOKEN "acme-callerdesk-token-0123"
+#define GWTEST_ADMIN_TOKEN "test-admin-token-0123456789"
 #define GWTEST_ACME_CCAI_TOKEN "acme-ccai-token-0123456789"
 #define GWTEST_CCAI_CREDENTIAL "ccai-test:ccai-test-token" /* the simulator's default */
 #define GWTEST_CCAI_HOOK_AUTH "ccai-hook:ccai-hook-secret"  /* what it sends with events */
@@ -46,6 +47,7 @@ struct gwtest_opts {
     long header_timeout_ms;     /* limits.header_timeout_ms (0 = callgate's default) */
     long max_connections;       /* limits.max_connections (0 = callgate's default) */
     long health_interval_ms;    /* CloudDialer's health probe interval (0 = callgate's default) */
+    int admin_listener;         /* serve the admin API on its own port (admin_base) */
     int strict_agents;          /* unknown agents are 404 (the contract's default); else the
                                    tenants pass agent ids to the vendors as they are */
 };
@@ -62,6 +64,8 @@ struct gwtest {
     char gw_log[320];
     char base[64];              /* http://127.0.0.1:<gw_port> */
     char sim_base[64];          /* http://127.0.0.1:<sim_port> */
+    int admin_port;             /* admin listener, or 0 (admin routes on the main port) */
+    char admin_base[64];        /* where the admin API answers */
 };
 
 /* Start Redis, the simulator and callgate; cr_assert on failure. */
@@ -106,6 +110,10 @@ int gw_post_call(struct gwtest *t, const char *key, const char *idem, const char
 
 /* GET base+path with a tenant key (NULL: none). */
 int gw_get(struct gwtest *t, const char *key, const char *path, struct http_resp *out);
+
+/* An admin request (token may be NULL) to admin_base + path. */
+int gw_admin(struct gwtest *t, const char *token, const char *method, const char *path,
+             const char *body, struct http_resp *out);
 
 /* GET a simulator path; returns the parsed JSON (caller decrefs) or NULL. */
 json_t *sim_get_json(struct gwtest *t, const char *path);
