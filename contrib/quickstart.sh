@@ -73,6 +73,13 @@ done
 gw="http://127.0.0.1:$gw_port"
 
 echo
+echo "== the agent, once, in the directory (Redis): PUT /v1/agents/agent.017"
+curl -sS -X PUT "$gw/v1/agents/agent.017" \
+  -H "Authorization: Bearer $api_key" -H 'Content-Type: application/json' \
+  -d '{"name": "Asha K", "groups": ["sales"], "vendors": {"clouddialer": {"crm_username": "agent.017"}}}' \
+  | jq -c '{id, status, vendors}'
+
+echo
 echo "== place a call: POST /v1/calls"
 set -x
 curl -sS -i -X POST "$gw/v1/calls" \
@@ -93,6 +100,8 @@ for _ in $(seq 1 50); do
   sleep 0.1
 done
 curl -sS "$gw/v1/calls/$id" -H "Authorization: Bearer $api_key" | jq .
+echo "== the agent is available again now that the call has ended:"
+curl -sS "$gw/v1/agents/agent.017" -H "Authorization: Bearer $api_key" | jq -c '{id, status, call_id}'
 echo "== the event relayed to the tenant's callback (signed, Standard Webhooks):"
 for _ in $(seq 1 50); do
   n=$(curl -sS "http://127.0.0.1:$sim_port/_sink/acme" | jq '.count')
