@@ -1808,9 +1808,9 @@ Test(routes, unknown_key_in_rule, .timeout = 10)
 
 Test(routes, unknown_key_in_match, .timeout = 10)
 {
-    expect_routes_error("{\"rules\": [{\"name\": \"r1\", \"match\": {\"from_prefix\": [\"+91\"]},"
+    expect_routes_error("{\"rules\": [{\"name\": \"r1\", \"match\": {\"colour\": [\"red\"]},"
                         " \"vendors\": [\"clouddialer\"]}]}",
-                        "/10-test.json: r1: match: from_prefix: unknown key");
+                        "/10-test.json: r1: match: colour: unknown key");
 }
 
 Test(routes, unknown_vendor, .timeout = 10)
@@ -1879,11 +1879,13 @@ Test(routes, bad_type, .timeout = 10)
 Test(routes, bad_strategy, .timeout = 10)
 {
     expect_routes_error("{\"rules\": [{\"name\": \"r1\", \"match\": {}, \"strategy\": "
-                        "\"weighted\", \"vendors\": [\"clouddialer\"]}]}",
-                        "/10-test.json: r1: strategy: only \"priority\" is supported");
+                        "\"random\", \"vendors\": [\"clouddialer\"]}]}",
+                        "/10-test.json: r1: strategy: must be \"priority\", \"weighted\" or "
+                        "\"least_busy\"");
     expect_routes_error("{\"rules\": [{\"name\": \"r1\", \"match\": {}, \"strategy\": 1, "
                         "\"vendors\": [\"clouddialer\"]}]}",
-                        "/10-test.json: r1: strategy: only \"priority\" is supported");
+                        "/10-test.json: r1: strategy: must be \"priority\", \"weighted\" or "
+                        "\"least_busy\"");
 }
 
 Test(routes, duplicate_rule_name, .timeout = 10)
@@ -2132,7 +2134,12 @@ Test(routes, match_semantics, .timeout = 10)
               "\"vendors\": [\"clouddialer\"]}]}");
     t = routes_load_dir(d.path, c, &errors, &warnings);
     cr_assert_not_null(t, "%s", errors);
-    cr_assert_null(warnings, "%s", warnings);
+    /* india-mobile-late can never match: india-mobile (+919) comes first */
+    assert_contains(warnings, "rule india-mobile-late (20-prefixes.json) never matches: rule "
+                              "india-mobile (20-prefixes.json) before it matches every call it "
+                              "would");
+    cr_assert_eq(count_lines(warnings), 1, "%s", warnings);
+    free(warnings);
     cr_assert_eq(t->nrules, 5);
     cr_assert_str_eq(t->rules[0].name, "acme-outbound-in");
     cr_assert_str_eq(t->rules[4].name, "default");
