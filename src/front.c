@@ -32,6 +32,7 @@
 #include "history.h"
 #include "problem.h"
 #include "recording.h"
+#include "relay.h"
 #include "routes.h"
 #include "store.h"
 #include "util.h"
@@ -114,6 +115,11 @@ static const struct front_route front_routes[] = {
      admin_routes_reload},
     {EVHTTP_REQ_POST, "/admin/routes/explain", "POST /admin/routes/explain", 2, 0,
      calls_explain},
+    {EVHTTP_REQ_GET, "/admin/deliveries", "GET /admin/deliveries", 2, 0, relay_admin_list},
+    {EVHTTP_REQ_POST, "/admin/deliveries/replay", "POST /admin/deliveries/replay", 2, 0,
+     relay_admin_replay_dead},
+    {EVHTTP_REQ_POST, "/admin/deliveries/*/replay", "POST /admin/deliveries/{id}/replay", 2, 0,
+     relay_admin_replay},
     {EVHTTP_REQ_POST, "/v1/webhooks/*/*", "POST /v1/webhooks/{vendor}/{token}", 0, 1,
      webhook_receive},
     {EVHTTP_REQ_GET, "/v1/webhooks/*/*", "GET /v1/webhooks/{vendor}/{token}", 0, 1,

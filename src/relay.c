@@ -20,6 +20,7 @@
 #include "cglog.h"
 #include "conf.h"
 #include "crypto.h"
+#include "front.h"
 #include "relay.h"
 #include "upstream.h"
 #include "util.h"
@@ -292,4 +293,24 @@ relay_call_event(struct relay *rl, const struct conf_tenant *tenant, const json_
     }
     delivery_attempt(d);
     return 0;
+}
+
+/* ---- admin (placeholders until the durable queue) ---- */
+
+void
+relay_admin_list(struct front_req *r)
+{
+    front_problem(r, 501, "not-implemented", "deliveries are not kept yet", NULL);
+}
+
+void
+relay_admin_replay(struct front_req *r)
+{
+    front_problem(r, 501, "not-implemented", "deliveries are not kept yet", NULL);
+}
+
+void
+relay_admin_replay_dead(struct front_req *r)
+{
+    front_problem(r, 501, "not-implemented", "deliveries are not kept yet", NULL);
 }

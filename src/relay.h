@@ -37,6 +37,12 @@ int relay_pending(const struct relay *rl);
 int relay_call_event(struct relay *rl, const struct conf_tenant *tenant,
                      const struct json_t *fields, const char *event_type);
 
+/* Admin API (front.c routes them behind the admin token). */
+struct front_req;
+void relay_admin_list(struct front_req *r);        /* GET /admin/deliveries?state=&tenant= */
+void relay_admin_replay(struct front_req *r);      /* POST /admin/deliveries/{id}/replay */
+void relay_admin_replay_dead(struct front_req *r); /* POST /admin/deliveries/replay {"tenant"} */
+
 /*
  * Standard Webhooks signature header value for one message, with every
  * secret ("v1,<sig> v1,<sig>"). Returns a new string or NULL.

@@ -39,10 +39,23 @@ enum upstream_result {
 /* Text for logs and metric labels, indexed by enum upstream_result. */
 extern const char *const upstream_result_text[UPSTREAM_RESULT_MAX];
 
+struct sockaddr;
+
+/*
+ * Optional, per handle: asked for every address libcurl is about to connect
+ * to (after DNS, so a name that resolves somewhere forbidden is caught,
+ * rebinding included). Returns 1 to allow; 0 refuses the connection, and the
+ * transfer completes with UPSTREAM_ERR_NOT_SENT and an error text that says
+ * the address is not allowed.
+ */
+typedef int (*upstream_addr_filter)(const struct sockaddr *addr, void *arg);
+
 struct upstream_opts {
     long max_host_connections;  /* per-host connection cap (0 = unlimited) */
     long max_total_connections; /* total connection cap (0 = unlimited) */
     size_t max_response_bytes;  /* body cap; over it -> UPSTREAM_ERR_TOO_LARGE */
+    upstream_addr_filter addr_filter; /* NULL: every address */
+    void *addr_filter_arg;
 };
 
 /*
