@@ -271,23 +271,53 @@ const char agents_lua_list[] = AGENTS_LUA_PRELUDE
 /* clang-format on */
 
 /*
- * Run a script. The script object is made per call: store_eval() borrows it
- * only while it formats the command (the EVAL fallback is kept by the
- * command), and app.h has no slot for ours. GW_OK or GW_ERR as store_eval.
+ * Run a script. Script objects (source and SHA-1) are made once per source
+ * and kept in app->agents_scripts: hashing a script per request showed in
+ * profiles. GW_OK or GW_ERR as store_eval.
  */
+struct agents_scripts {
+    const char *source[8];
+    struct store_script *sc[8];
+};
+
 static int
 agents_eval(struct app *app, const char *source, int nkeys, int nargs, const char **args,
             store_cb cb, void *arg)
 {
-    struct store_script *sc = store_script_new(source);
-    int rc;
+    struct agents_scripts *cache = app->agents_scripts;
+    struct store_script *sc = NULL;
+    size_t i;
 
-    if (sc == NULL) {
+    if (cache == NULL && (cache = app->agents_scripts = calloc(1, sizeof(*cache))) == NULL) {
         return GW_ERR;
     }
-    rc = store_eval(app->store, sc, nkeys, nargs, args, NULL, cb, arg);
-    store_script_free(sc);
-    return rc;
+    for (i = 0; i < GW_ARRAY_LEN(cache->source) && cache->source[i] != NULL; i++) {
+        if (cache->source[i] == source) {
+            sc = cache->sc[i];
+            break;
+        }
+    }
+    if (sc == NULL) {
+        if (i == GW_ARRAY_LEN(cache->source) || (sc = store_script_new(source)) == NULL) {
+            return GW_ERR;
+        }
+        cache->source[i] = source;
+        cache->sc[i] = sc;
+    }
+    return store_eval(app->store, sc, nkeys, nargs, args, NULL, cb, arg);
+}
+
+void
+agents_free_scripts(struct app *app)
+{
+    struct agents_scripts *cache = app->agents_scripts;
+    size_t i;
+
+    for (i = 0; cache != NULL && i < GW_ARRAY_LEN(cache->sc); i++) {
+        store_script_free(cache->sc[i]);
+    }
+    free(cache);
+    app->agents_scripts = NULL;
 }
 
 /* ---- names and rendering ----------------------------------------------------- */

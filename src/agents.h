@@ -78,4 +78,7 @@ void agents_lookup(struct app *app, const char *tenant, const char *agent_id, ag
  */
 const char *agents_identity(const struct json_t *agent, const char *vendor);
 
+/* Free the scripts agents.c keeps on app (app_free). */
+void agents_free_scripts(struct app *app);
+
 #endif

@@ -11,6 +11,7 @@
 
 #include <event2/event.h>
 
+#include "agents.h"
 #include "app.h"
 #include "callrec.h"
 #include "cglog.h"
@@ -271,6 +272,7 @@ app_free(struct app *app)
     store_script_free(app->lua_finish);
     store_script_free(app->lua_event);
     store_script_free(app->lua_list);
+    agents_free_scripts(app);
     if (app->drain_timer != NULL) {
         event_free(app->drain_timer);
     }

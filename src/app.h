@@ -15,6 +15,7 @@ struct upstream;
 struct front;
 struct relay;
 struct vhealth;
+struct agents_scripts;
 
 struct app {
     struct event_base *base;
@@ -24,6 +25,7 @@ struct app {
     struct upstream *upstream;   /* vendor traffic */
     struct relay *relay;         /* tenant event deliveries */
     struct vhealth *vhealth;     /* vendor health probes */
+    struct agents_scripts *agents_scripts; /* agents.c's Lua, made on first use */
     struct front *front;
     struct store_script *lua_begin;
     struct store_script *lua_finish;

@@ -1233,6 +1233,8 @@ Test(agents, claim_race_between_two_replicas)
         json_decref(a);
     }
 
+    agents_free_scripts(&rp[0].app);
+    agents_free_scripts(&rp[1].app);
     store_free(rp[0].app.store);
     store_free(rp[1].app.store);
     event_base_free(base);
