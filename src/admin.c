@@ -9,8 +9,13 @@
 
 #include "admin.h"
 #include "app.h"
+#include "breaker.h"
+#include "conf.h"
 #include "front.h"
 #include "routes.h"
+#include "util.h"
+#include "vendor.h"
+#include "vhealth.h"
 
 /* "a\nb\n" -> ["a", "b"] */
 static json_t *
@@ -52,4 +57,45 @@ admin_routes_reload(struct front_req *r)
     }
     free(errors);
     free(warnings);
+}
+
+/* Capability names, in vendor.h's bit order. */
+static const char *const admin_caps[] = {"outbound", "inbound",   "scheduled", "participants",
+                                         "recording", "flags",    "history",   "status",
+                                         "webhooks"};
+
+void
+admin_vendors(struct front_req *r)
+{
+    const struct conf *c = r->conf;
+    int64_t now = util_now_ms();
+    json_t *circuits = breaker_json(r->app->breaker, now);
+    json_t *health = vhealth_json(r->app->vhealth);
+    json_t *list = json_array();
+    size_t i, k;
+
+    for (i = 0; i < c->nvendors; i++) {
+        const char *name = c->vendors[i].name;
+        const struct vendor_ops *ops = vendor_ops_find(name);
+        json_t *caps = json_array(), *circuit = json_object_get(circuits, name), *o;
+
+        for (k = 0; ops != NULL && k < sizeof(admin_caps) / sizeof(admin_caps[0]); k++) {
+            if (ops->caps & (1u << k)) {
+                json_array_append_new(caps, json_string(admin_caps[k]));
+            }
+        }
+        o = json_pack("{s:s, s:s, s:o}", "name", name, "base_url", c->vendors[i].base_url,
+                      "capabilities", caps);
+        json_object_set_new(o, "circuit",
+                            circuit != NULL ? json_incref(circuit)
+                                            : json_pack("{s:s, s:i}", "circuit", "closed",
+                                                        "recent_attempts", 0));
+        json_object_set_new(o, "health", json_object_get(health, name) != NULL
+                                             ? json_incref(json_object_get(health, name))
+                                             : json_null());
+        json_array_append_new(list, o);
+    }
+    json_decref(circuits);
+    json_decref(health);
+    front_reply_json(r, 200, json_pack("{s:o}", "vendors", list), NULL);
 }

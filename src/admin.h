@@ -14,4 +14,7 @@ struct front_req;
 void admin_routes_get(struct front_req *r);
 void admin_routes_reload(struct front_req *r);
 
+/* GET /admin/vendors: each vendor's capabilities, circuit (this replica) and health. */
+void admin_vendors(struct front_req *r);
+
 #endif

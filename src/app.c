@@ -13,6 +13,7 @@
 
 #include "agents.h"
 #include "app.h"
+#include "breaker.h"
 #include "callrec.h"
 #include "cglog.h"
 #include "conf.h"
@@ -82,9 +83,19 @@ app_new(struct event_base *base, struct conf *conf, struct route_table *routes)
     app->lua_list = store_script_new(callrec_lua_list);
     app->relay = relay_new(app);
     app->vhealth = vhealth_new(app);
+    {
+        /* Built once: a reload keeps what the circuits have learnt (the
+         * thresholds apply from the next restart). */
+        const struct breaker_opts bo = {.consecutive = conf->breaker.consecutive,
+                                        .window = conf->breaker.window,
+                                        .min_attempts = conf->breaker.min_attempts,
+                                        .ratio_pct = conf->breaker.ratio_pct,
+                                        .open_ms = conf->breaker.open_ms};
+        app->breaker = breaker_new(&bo);
+    }
     if (app->store == NULL || app->upstream == NULL || app->lua_begin == NULL ||
         app->lua_finish == NULL || app->lua_event == NULL || app->lua_list == NULL ||
-        app->relay == NULL || app->vhealth == NULL) {
+        app->relay == NULL || app->vhealth == NULL || app->breaker == NULL) {
         cglog_error("startup_failed", "{s:s}", "reason", "out of memory");
         app_free(app);
         return NULL;
@@ -265,6 +276,7 @@ app_free(struct app *app)
     }
     relay_free(app->relay);
     vhealth_free(app->vhealth);
+    breaker_free(app->breaker);
     front_free(app->front);
     upstream_free(app->upstream);
     store_free(app->store);

@@ -16,6 +16,7 @@ struct front;
 struct relay;
 struct vhealth;
 struct agents_scripts;
+struct breaker;
 
 struct app {
     struct event_base *base;
@@ -25,6 +26,7 @@ struct app {
     struct upstream *upstream;   /* vendor traffic */
     struct relay *relay;         /* tenant event deliveries */
     struct vhealth *vhealth;     /* vendor health probes */
+    struct breaker *breaker;     /* per-vendor circuit breakers (this replica's view) */
     struct agents_scripts *agents_scripts; /* agents.c's Lua, made on first use */
     struct front *front;
     struct store_script *lua_begin;

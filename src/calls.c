@@ -32,6 +32,7 @@
 
 #include "agents.h"
 #include "app.h"
+#include "breaker.h"
 #include "callrec.h"
 #include "callctl.h"
 #include "calls.h"
@@ -402,6 +403,8 @@ place_on_deadline(struct front_req *r)
         p->contacted = 1;
         place_add_attempt(p, p->vendor, "timeout", 0, "no answer before the request deadline",
                           (double)(util_mono_us() - p->attempt_start_us) / 1000.0);
+        breaker_report(p->app->breaker, p->vendor, 1,
+                       (double)(util_mono_us() - p->attempt_start_us) / 1000.0, util_now_ms());
         json_object_set_new(p->fields, "vendor", json_string(p->vendor));
         p->reply_first = 1;
         place_conclude(p, CALL_UNKNOWN, 504, "vendor-timeout",
@@ -575,10 +578,20 @@ place_on_vendor(enum upstream_result res, const struct upstream_response *resp, 
     p->up = NULL;
     vendor_http_clear(&p->http);
     vendor_ctx_init(&ctx, cv, conf_tenant_vendor(p->tenant, p->vendor));
+    if (res == UPSTREAM_OK) {
+        ops->parse_place(&ctx, resp->status, resp->body, resp->body_len, &placed);
+    }
+    /* The vendor's health, for its circuit: an explicit refusal of this call
+     * is a healthy vendor; unreachable, slow, "not queued" or 5xx is not. */
+    if (res != UPSTREAM_ERR_CANCELLED && res != UPSTREAM_ERR_INTERNAL) {
+        breaker_report(p->app->breaker, p->vendor,
+                       res != UPSTREAM_OK || placed.outcome == VENDOR_UNAVAILABLE ||
+                           placed.outcome == VENDOR_AMBIGUOUS,
+                       resp->total_ms, util_now_ms());
+    }
     switch (res) {
     case UPSTREAM_OK:
         p->contacted = 1;
-        ops->parse_place(&ctx, resp->status, resp->body, resp->body_len, &placed);
         if (placed.outcome == VENDOR_ACCEPTED) {
             place_add_attempt(p, p->vendor, "accepted", resp->status, placed.detail,
                               resp->total_ms);
@@ -651,6 +664,11 @@ place_next(struct place *p)
         struct vendor_call vc;
         struct upstream_request req;
 
+        /* A half-open circuit lets one probe through; the others move on. */
+        if (!breaker_allow(p->app->breaker, name, util_now_ms())) {
+            place_add_attempt(p, name, "unavailable", 0, "circuit open", 0);
+            continue;
+        }
         vendor_ctx_init(&ctx, cv, conf_tenant_vendor(p->tenant, name));
         memset(&vc, 0, sizeof(vc));
         vc.call_id = p->call_id;
@@ -886,6 +904,8 @@ place_decide(struct place *p)
     in.agent = p->agent;
     in.raw_agent = p->agent == NULL ? callrec_field(p->fields, "agent") : NULL;
     in.inflight = p->have_inflight ? p->inflight : NULL;
+    in.breaker = p->app->breaker;
+    in.now_ms = util_now_ms();
     code = decide(&in, &out, &slug, &detail);
     for (i = 0; code == 0 && i < out.n && i < CALLS_MAX_CANDIDATES; i++) {
         p->candidates[i] = out.vendors[i];
@@ -1486,6 +1506,8 @@ explain_finish(struct explain *e)
     in.agent = p->agent;
     in.raw_agent = p->agent == NULL ? callrec_field(p->fields, "agent") : NULL;
     in.inflight = p->have_inflight ? p->inflight : NULL;
+    in.breaker = p->app->breaker;
+    in.now_ms = util_now_ms();
     code = decide(&in, &out, &slug, &detail);
     for (i = 0; code == 0 && i < out.n; i++) {
         json_array_append_new(order, json_string(out.vendors[i]));

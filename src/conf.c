@@ -790,11 +790,29 @@ conf_parse_tenants(struct conf_check *ck, struct conf *c, json_t *root)
     }
 }
 
+/* "breaker": when a vendor's circuit opens, and for how long (breaker.h). */
+static void
+conf_parse_breaker(struct conf_check *ck, struct conf *c, json_t *root)
+{
+    static const char *const keys[] = {"consecutive_failures", "failure_ratio_pct", "window",
+                                       "min_attempts", "open_ms", NULL};
+    json_t *b = conf_object(ck, "", root, "breaker", 0);
+
+    if (b != NULL) {
+        conf_check_keys(ck, "breaker", b, keys);
+    }
+    c->breaker.consecutive = (int)conf_int(ck, "breaker", b, "consecutive_failures", 5, 0, 1000);
+    c->breaker.ratio_pct = (int)conf_int(ck, "breaker", b, "failure_ratio_pct", 50, 0, 100);
+    c->breaker.window = (int)conf_int(ck, "breaker", b, "window", 20, 1, 128);
+    c->breaker.min_attempts = (int)conf_int(ck, "breaker", b, "min_attempts", 10, 1, 128);
+    c->breaker.open_ms = conf_int(ck, "breaker", b, "open_ms", 30000, 100, 3600000);
+}
+
 static void
 conf_parse_root(struct conf_check *ck, struct conf *c, json_t *root)
 {
     static const char *const keys[] = {"listen", "admin", "routes_dir", "log_level", "redis",
-                                       "limits", "idempotency", "callbacks", "vendors",
+                                       "limits", "idempotency", "callbacks", "vendors", "breaker",
                                        "tenants", NULL};
     static const char *const akeys[] = {"listen", "token_sha256", NULL};
     char *s;
@@ -831,6 +849,7 @@ conf_parse_root(struct conf_check *ck, struct conf *c, json_t *root)
     conf_parse_limits(ck, c, root);
     conf_parse_vendors(ck, c, root);
     conf_parse_tenants(ck, c, root);
+    conf_parse_breaker(ck, c, root);
     if (c->idempotency.in_flight_s * 1000 < c->limits.request_timeout_ms) {
         conf_err(ck, "idempotency.in_flight_s",
                  "must cover limits.request_timeout_ms, or a duplicate could be placed while the "

@@ -108,6 +108,14 @@ struct conf {
         long timeout_ms;             /* one delivery attempt */
     } callbacks;
 
+    struct {
+        int consecutive;             /* failures in a row that open a circuit (0: off) */
+        int ratio_pct;               /* ... or this share of the recent attempts (0: off) */
+        int window;                  /* recent attempts the ratio looks at */
+        int min_attempts;            /* ... once there are at least this many */
+        long open_ms;                /* open this long before one probe goes through */
+    } breaker;
+
     struct conf_vendor *vendors;
     size_t nvendors;
     struct conf_tenant *tenants;

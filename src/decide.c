@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "agents.h"
+#include "breaker.h"
 #include "conf.h"
 #include "decide.h"
 #include "routes.h"
@@ -51,8 +52,12 @@ decide_drop(const struct decide_input *in, const char *vendor, const char **iden
     } else {
         *identity = in->raw_agent;
     }
-    /* Circuit breakers and per-vendor caps come with the operations work;
-     * until then every vendor passes those two filters. */
+    /* An open circuit drops the vendor; a half-open one stays a candidate
+     * (placement takes the single probe, or moves on). */
+    if (in->breaker != NULL && breaker_peek(in->breaker, vendor, in->now_ms) == BREAKER_OPEN) {
+        return "circuit-open";
+    }
+    /* Per-vendor caps come with the operations work. */
     return NULL;
 }
 
@@ -114,6 +119,15 @@ decide(const struct decide_input *in, struct decide_output *out, const char **sl
         *slug = "unsupported-by-vendor";
         *detail = "none of this tenant's vendors supports this call";
         return 422;
+    }
+    for (i = 0; i < json_array_size(out->considered); i++) {
+        const char *why = json_string_value(
+            json_object_get(json_array_get(out->considered, i), "dropped"));
+        if (why != NULL && strcmp(why, "circuit-open") == 0) {
+            *slug = "vendor-unavailable";
+            *detail = "every vendor that could take this call has its circuit open";
+            return 503;
+        }
     }
     for (i = 0; i < json_array_size(out->considered); i++) {
         const char *why = json_string_value(

@@ -3,7 +3,7 @@
  * which vendors are candidates and in what order, with the reason every
  * vendor was kept or dropped (ROUTING.md "Candidate filtering", in its
  * order: tenant allowed -> capabilities -> agent identity -> circuit ->
- * caps). Pure: the inputs that live in Redis (the agent record, in-flight
+ * caps; the caps come with the operations work). Pure: the inputs that live in Redis (the agent record, in-flight
  * counts) are fetched by the caller first. POST /v1/calls places from it;
  * POST /admin/routes/explain shows it.
  */
@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 
+struct breaker;
 struct conf_tenant;
 struct json_t;
 struct route_rule;
@@ -27,6 +28,8 @@ struct decide_input {
     const struct json_t *agent;        /* the directory's agent, or NULL */
     const char *raw_agent;             /* without a directory record: sent as is, or NULL */
     const long long *inflight;         /* least_busy: in-flight calls per rule vendor, or NULL */
+    struct breaker *breaker;           /* circuit states, or NULL (none open) */
+    long long now_ms;
 };
 
 struct decide_output {

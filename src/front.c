@@ -115,6 +115,7 @@ static const struct front_route front_routes[] = {
      admin_routes_reload},
     {EVHTTP_REQ_POST, "/admin/routes/explain", "POST /admin/routes/explain", 2, 0,
      calls_explain},
+    {EVHTTP_REQ_GET, "/admin/vendors", "GET /admin/vendors", 2, 0, admin_vendors},
     {EVHTTP_REQ_GET, "/admin/deliveries", "GET /admin/deliveries", 2, 0, relay_admin_list},
     {EVHTTP_REQ_POST, "/admin/deliveries/replay", "POST /admin/deliveries/replay", 2, 0,
      relay_admin_replay_dead},

@@ -593,3 +593,87 @@ Test(routing_gw, explain_checks_the_agent, .init = setup_agents)
                          "explain reserves nothing");
     }
 }
+
+/* ---- circuit breakers ------------------------------------------------------ */
+
+static void
+setup_breaker(void)
+{
+    struct gwtest_opts o = {0};
+
+    cr_assert_eq(proc_tmpdir(routes_dir, sizeof(routes_dir)), 0);
+    write_rules("10-india.json",
+                "{\"rules\": [{\"name\": \"india\", \"match\": {\"to_prefix\": [\"+91\"]},"
+                " \"vendors\": [\"clouddialer\", \"callerdesk\"]},"
+                " {\"name\": \"default\", \"match\": {}, \"vendors\": [\"clouddialer\"]}]}");
+    o.routes_dir = routes_dir;
+    o.breaker_consecutive = 3;
+    o.breaker_open_ms = 1500;
+    gwtest_start(&gw, &o);
+}
+
+static const char *
+circuit_of(const char *vendor, char *buf, size_t len)
+{
+    struct http_resp r;
+    json_t *list, *v;
+    size_t i;
+
+    snprintf(buf, len, "(absent)");
+    cr_assert_eq(gw_admin(&gw, GWTEST_ADMIN_TOKEN, "GET", "/admin/vendors", NULL, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    list = json_object_get(r.json, "vendors");
+    json_array_foreach(list, i, v) {
+        if (strcmp(jstr(v, "name"), vendor) == 0) {
+            snprintf(buf, len, "%s", jstr(json_object_get(v, "circuit"), "circuit"));
+        }
+    }
+    http_resp_free(&r);
+    return buf;
+}
+
+Test(routing_gw, circuit_opens_fails_over_and_half_opens, .init = setup_breaker)
+{
+    const char *body = "{\"to\": \"+919876543210\", \"agent\": \"+919900011122\"}";
+    struct http_resp r;
+    char buf[32];
+    int i;
+
+    /* CloudDialer answers 503 ("not queued"): each call fails over to Callerdesk. */
+    cr_assert_eq(sim_post(&gw, "/_sim/faults",
+                          "{\"path\":\"/calls\",\"method\":\"POST\",\"mode\":\"status\","
+                          "\"status\":503,\"count\":-1}"),
+                 200);
+    for (i = 0; i < 3; i++) {
+        cr_assert_eq(gw_post_call(&gw, GWTEST_ACME_KEY, NULL, body, &r), 0);
+        cr_assert_eq(r.status, 201, "%s", r.body);
+        cr_assert_str_eq(jstr(r.json, "vendor"), "callerdesk");
+        http_resp_free(&r);
+    }
+    cr_assert_str_eq(circuit_of("clouddialer", buf, sizeof(buf)), "open");
+    cr_assert_eq(sim_count(&gw, "POST", "/calls"), 3);
+    /* Open: CloudDialer is not even tried. */
+    cr_assert_eq(gw_post_call(&gw, GWTEST_ACME_KEY, NULL, body, &r), 0);
+    cr_assert_eq(r.status, 201, "%s", r.body);
+    cr_assert_str_eq(jstr(json_array_get(json_object_get(r.json, "attempts"), 0), "vendor"),
+                     "callerdesk");
+    http_resp_free(&r);
+    cr_assert_eq(sim_count(&gw, "POST", "/calls"), 3);
+    cr_assert_eq(gw_admin(&gw, GWTEST_ADMIN_TOKEN, "POST", "/admin/routes/explain",
+                          "{\"tenant\": \"acme\", \"call\": {\"to\": \"+919876543210\","
+                          " \"agent\": \"x\"}}",
+                          &r),
+                 0);
+    cr_assert_str_eq(jstr(json_array_get(json_object_get(r.json, "vendors"), 0), "dropped"),
+                     "circuit-open", "%s", r.body);
+    http_resp_free(&r);
+    /* After open_ms one probe goes through; CloudDialer has recovered, so it closes. */
+    cr_assert_eq(sim_delete(&gw, "/_sim/faults"), 200);
+    gwtest_sleep_ms(1700);
+    cr_assert_str_eq(circuit_of("clouddialer", buf, sizeof(buf)), "half_open");
+    cr_assert_eq(gw_post_call(&gw, GWTEST_ACME_KEY, NULL, body, &r), 0);
+    cr_assert_eq(r.status, 201, "%s", r.body);
+    cr_assert_str_eq(jstr(r.json, "vendor"), "clouddialer");
+    http_resp_free(&r);
+    cr_assert_str_eq(circuit_of("clouddialer", buf, sizeof(buf)), "closed");
+}

@@ -98,6 +98,22 @@ gwtest_write_conf(struct gwtest *t)
         }
         json_object_set_new(conf, "admin", admin);
     }
+    {
+        /* Suites that inject vendor faults on purpose would trip the circuits
+         * and change their own expectations: breakers stay out of the way
+         * unless a test asks for them. */
+        json_t *b = json_object();
+        json_object_set_new(b, "consecutive_failures",
+                            json_integer(o->breaker_consecutive > 0 ? o->breaker_consecutive
+                                                                    : 1000));
+        if (o->breaker_consecutive == 0) {
+            json_object_set_new(b, "failure_ratio_pct", json_integer(0));
+        }
+        if (o->breaker_open_ms > 0) {
+            json_object_set_new(b, "open_ms", json_integer(o->breaker_open_ms));
+        }
+        json_object_set_new(conf, "breaker", b);
+    }
     if (!o->strict_agents) {
         /* Most suites name agents by their vendor identity, without a directory. */
         size_t k;

@@ -47,6 +47,8 @@ struct gwtest_opts {
     long header_timeout_ms;     /* limits.header_timeout_ms (0 = callgate's default) */
     long max_connections;       /* limits.max_connections (0 = callgate's default) */
     long health_interval_ms;    /* CloudDialer's health probe interval (0 = callgate's default) */
+    int breaker_consecutive;    /* breaker.consecutive_failures (0 = callgate's default) */
+    long breaker_open_ms;       /* breaker.open_ms (0 = callgate's default) */
     int admin_listener;         /* serve the admin API on its own port (admin_base) */
     int strict_agents;          /* unknown agents are 404 (the contract's default); else the
                                    tenants pass agent ids to the vendors as they are */
