@@ -45,6 +45,7 @@
 #include "phone.h"
 #include "problem.h"
 #include "routes.h"
+#include "ssrf.h"
 #include "store.h"
 #include "upstream.h"
 #include "util.h"
@@ -143,38 +144,16 @@ calls_check_lang(const char *s)
     return 1;
 }
 
-/* The callback URL rules that can be checked on the text (connect time is the relay's). */
+/*
+ * The callback URL rules that can be checked on the text (ssrf.c); the
+ * relay's upstream checks the resolved address again at connect time.
+ */
 static const char *
 calls_check_callback(const struct conf *c, const char *url)
 {
-    struct evhttp_uri *u = evhttp_uri_parse_with_flags(url, 0);
-    const char *why = NULL, *scheme, *host;
+    const char *why = NULL;
 
-    if (u == NULL || (host = evhttp_uri_get_host(u)) == NULL || host[0] == '\0') {
-        why = "must be an absolute https URL";
-    } else if ((scheme = evhttp_uri_get_scheme(u)) == NULL ||
-               (strcmp(scheme, "https") != 0 &&
-                !(c->callbacks.allow_http && strcmp(scheme, "http") == 0))) {
-        why = "must be an https URL";
-    } else if (evhttp_uri_get_userinfo(u) != NULL) {
-        why = "must not carry credentials";
-    } else {
-        size_t i;
-        int allowed = 0;
-        for (i = 0; i < c->callbacks.nallow_hosts; i++) {
-            allowed |= strcasecmp(host, c->callbacks.allow_hosts[i]) == 0;
-        }
-        if (!allowed && (strcasecmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
-                         strncmp(host, "10.", 3) == 0 || strncmp(host, "192.168.", 8) == 0 ||
-                         strncmp(host, "169.254.", 8) == 0 || strcmp(host, "0.0.0.0") == 0 ||
-                         strchr(host, ':') != NULL)) {
-            why = "must not point at a loopback, private or link-local address";
-        }
-    }
-    if (u != NULL) {
-        evhttp_uri_free(u);
-    }
-    return why;
+    return ssrf_check_url(c, url, &why) == 0 ? NULL : why;
 }
 
 /*

@@ -19,11 +19,20 @@
  * callback at the blank line that ends the final response's headers. A PAUSE
  * verdict pauses receiving with curl_easy_pause(); upstream_resume() lifts
  * it from a zero-delay timer (see the comments there for libcurl's rules).
+ *
+ * Address filter (opts->addr_filter, e.g. ssrf.c's for tenant callbacks):
+ * asked from libcurl's open-socket callback for every address about to be
+ * connected to, after DNS; a refused transfer ends UPSTREAM_ERR_NOT_SENT
+ * with "address not allowed: <ip>". Handles without one are unaffected.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #include <curl/curl.h>
@@ -68,6 +77,9 @@ struct upstream {
     unsigned dead : 1;           /* upstream_free() deferred until entered == 0 */
     struct upstream_req *reqs;   /* running transfers */
     struct upstream_sock *socks; /* watched sockets */
+
+    upstream_addr_filter addr_filter; /* asked before every connect, or NULL */
+    void *addr_filter_arg;
 };
 
 struct upstream_req {
@@ -88,6 +100,7 @@ struct upstream_req {
     unsigned oom : 1;            /* allocation failed in a callback */
     unsigned resend_blocked : 1; /* we refused libcurl's silent re-send */
     unsigned completing : 1;     /* its completion is running */
+    unsigned addr_refused : 1;   /* the address filter refused an address */
     struct upstream_req *prev;
     struct upstream_req *next;
     /* streaming mode only */
@@ -97,6 +110,7 @@ struct upstream_req {
     unsigned paused : 1;                  /* a verdict paused; no on_data until resumed */
     unsigned aborted : 1;                 /* a verdict aborted; no more callbacks */
     char errbuf[CURL_ERROR_SIZE];
+    char refused[80]; /* "address not allowed: <ip>", the last address refused */
 };
 
 /* What libcurl knows about how far a failed transfer got. */
@@ -439,6 +453,41 @@ upstream_on_prereq(void *arg, char *primary_ip, char *local_ip, int primary_port
     return CURL_PREREQFUNC_OK;
 }
 
+/*
+ * CURLOPT_OPENSOCKETFUNCTION, set only on handles with an address filter.
+ * libcurl calls it with each resolved address right before connect() (every
+ * address it tries, happy eyeballs included), so the filter judges the
+ * address really connected to, whatever the name resolved to this time. A
+ * refusal is CURL_SOCKET_BAD: libcurl moves on to the next address or fails
+ * with CURLE_COULDNT_CONNECT (NOT_SENT; nothing was connected). A reused
+ * connection skips this, but libcurl reuses only for the same host and port,
+ * and the connection's address was judged when it was opened.
+ */
+static curl_socket_t
+upstream_on_opensocket(void *arg, curlsocktype purpose, struct curl_sockaddr *address)
+{
+    struct upstream_req *r = arg;
+    struct upstream *up = r->up;
+
+    if (!up->addr_filter(&address->addr, up->addr_filter_arg)) {
+        char ip[INET6_ADDRSTRLEN] = "?";
+        const struct sockaddr *sa = &address->addr;
+
+        if (sa->sa_family == AF_INET) {
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, ip,
+                      sizeof(ip));
+        } else if (sa->sa_family == AF_INET6) {
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, ip,
+                      sizeof(ip));
+        }
+        r->addr_refused = 1;
+        snprintf(r->refused, sizeof(r->refused), "address not allowed: %s", ip);
+        return CURL_SOCKET_BAD;
+    }
+    /* what libcurl does without this callback */
+    return socket(address->family, address->socktype, address->protocol);
+}
+
 /* ------------------------------------------------------------------------ */
 /* classification                                                            */
 
@@ -602,6 +651,9 @@ upstream_complete(struct upstream_req *r, CURLcode rc, enum upstream_result forc
         resp.error = "aborted by the stream receiver";
     } else if (r->oom) {
         resp.error = "out of memory";
+    } else if (r->addr_refused && rc == CURLE_COULDNT_CONNECT) {
+        /* libcurl only says it could not connect; say why */
+        resp.error = r->refused;
     } else if (r->errbuf[0] != '\0') {
         resp.error = r->errbuf;
     } else {
@@ -838,6 +890,10 @@ upstream_new(struct event_base *base, const struct upstream_opts *opts)
     if (opts != NULL && opts->max_response_bytes > 0) {
         up->max_response_bytes = opts->max_response_bytes;
     }
+    if (opts != NULL && opts->addr_filter != NULL) {
+        up->addr_filter = opts->addr_filter;
+        up->addr_filter_arg = opts->addr_filter_arg;
+    }
     up->timer = evtimer_new(base, upstream_on_timer, up);
     up->multi = curl_multi_init();
     if (up->timer == NULL || up->multi == NULL) {
@@ -1035,6 +1091,10 @@ upstream_start(struct upstream *up, const struct upstream_request *req, upstream
     rc |= curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     rc |= curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, upstream_on_prereq);
     rc |= curl_easy_setopt(e, CURLOPT_PREREQDATA, r);
+    if (up->addr_filter != NULL) {
+        rc |= curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, upstream_on_opensocket);
+        rc |= curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r);
+    }
     rc |= upstream_set_method(e, req);
     if (rc != CURLE_OK) {
         goto error;
