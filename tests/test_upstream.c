@@ -100,7 +100,7 @@ struct rconn {
 
 static struct event_base *base;
 static struct upstream *up;
-static struct upstream_opts opts = {0, 0, 64 * 1024};
+static struct upstream_opts opts = {.max_response_bytes = 64 * 1024};
 static struct done dn[MAX_DONE];
 static int starting;
 static struct done *wait_d;
