@@ -59,9 +59,29 @@ run_build() {
   count_build "$CG_TOP/build/$name"
 }
 
+# The OpenAPI document: valid, and the running gateway's answers fit it.
+run_openapi() {
+  local out line p f
+  echo "== openapi: contrib/openapi.yaml against live answers"
+  out=$(bash "$here/openapi/check.sh" 2>&1)
+  line=$(tail -1 <<<"$out")
+  if [[ "$line" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+    p=${BASH_REMATCH[1]}
+    f=${BASH_REMATCH[2]}
+  else
+    p=0
+    f=1
+  fi
+  grep -E '^(FAIL|skip)' <<<"$out" | head -20
+  echo "  openapi: $line"
+  passed=$((passed + p))
+  failed=$((failed + f))
+}
+
 start=$(date +%s)
 run_build plain
 run_build asan --enable-asan
+run_openapi
 echo "== done in $(( $(date +%s) - start )) s; logs in build/*/tests/*.log"
 [ $failed -gt 0 ] && status=1
 echo "$passed passed, $failed failed"

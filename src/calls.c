@@ -753,9 +753,20 @@ place_on_begin(enum store_result res, const struct redisReply *reply, void *arg)
         struct front_req *r = p->r;
         int code = atoi(reply->element[1]->str);
         const char *extra[] = {"Idempotent-Replayed", "true", NULL, NULL, NULL};
+        char loc[96];
         if (code == 503) {
             extra[2] = "Retry-After";
             extra[3] = "5";
+        } else if (code == 201 || code == 202) {
+            /* The same headers as the first answer: Location too. */
+            json_t *first = json_loadb(reply->element[2]->str, reply->element[2]->len, 0, NULL);
+            const char *id = json_string_value(json_object_get(first, "id"));
+            if (id != NULL && calls_id_ok(id, strlen(id)) && strlen(id) < 64) {
+                snprintf(loc, sizeof(loc), "/v1/calls/%s", id);
+                extra[2] = "Location";
+                extra[3] = loc;
+            }
+            json_decref(first);
         }
         p->r = NULL;
         r->on_deadline = NULL;

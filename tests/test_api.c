@@ -446,6 +446,12 @@ Test(api, idempotent_replay_and_mismatch)
     cr_assert_eq(b.status, 201);
     cr_assert_str_eq(http_header(&b, "Idempotent-Replayed", h, sizeof(h)), "true");
     cr_assert_str_eq(a.body, b.body);
+    {
+        char la[128], lb[128];
+        cr_assert_not_null(http_header(&a, "Location", la, sizeof(la)));
+        cr_assert_str_eq(http_header(&b, "Location", lb, sizeof(lb)), la,
+                         "a replay has the first answer's headers");
+    }
     cr_assert_eq(gw_post_call(&gw, GWTEST_ACME_KEY, "key-1",
                               "{\"to\":\"+919876543211\",\"agent\":\"agent.017\"}", &c),
                  0);
