@@ -20,6 +20,7 @@
 struct json_t;
 
 #define CONF_MAX_KEYS 8 /* api key hashes / webhook secrets kept during rotation */
+#define CONF_MAX_SCHEDULE 32 /* webhooks.schedule_s entries */
 
 struct conf_vendor {
     char *name;              /* adapter name: "clouddialer" */
@@ -107,6 +108,18 @@ struct conf {
         size_t nallow_hosts;
         long timeout_ms;             /* one delivery attempt */
     } callbacks;
+
+    struct {
+        long schedule_ms[CONF_MAX_SCHEDULE]; /* delay before retry n; the last one repeats */
+        size_t nschedule;
+        long max_age_s;              /* no attempt is scheduled later than this after creation */
+        long max_attempts;           /* attempts in all before the dead letter (0 = no limit) */
+        long visibility_timeout_ms;  /* a claimed delivery idle this long is taken over */
+        long poll_interval_ms;       /* how often each replica looks for work */
+        long per_endpoint_concurrency; /* attempts in flight per endpoint, per replica */
+        long max_concurrency;        /* attempts in flight per replica */
+        int jitter;                  /* shorten each retry delay by up to 20 % at random */
+    } webhooks;
 
     struct {
         int consecutive;             /* failures in a row that open a circuit (0: off) */
