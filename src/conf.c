@@ -5,6 +5,7 @@
  * reports every mistake. Unknown keys are found by listing the keys each
  * object may have.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include "crypto.h"
 #include "gw.h"
 #include "phone.h"
+#include "ssrf.h"
 #include "util.h"
 #include "vendor.h"
 
@@ -363,6 +365,55 @@ conf_parse_redis(struct conf_check *ck, struct conf *c, json_t *root)
     json_decref(empty);
 }
 
+/*
+ * A callbacks.allow_hosts entry: an address or CIDR in inet_pton spelling
+ * (how ssrf.c reads them), or a host name: letters, digits, '-', '_' and
+ * dots, with a last label that is not a number (that would be a mistyped
+ * address, e.g. 10.0.0.256, and match nothing).
+ */
+static int
+conf_allow_host_ok(const char *s)
+{
+    char text[INET6_ADDRSTRLEN + 8];
+    unsigned char buf[16];
+    const char *slash = strchr(s, '/'), *last;
+    size_t n = slash != NULL ? (size_t)(slash - s) : strlen(s);
+
+    if (n > 0 && n < sizeof(text)) {
+        int max = 0;
+
+        memcpy(text, s, n);
+        text[n] = '\0';
+        if (inet_pton(AF_INET, text, buf) == 1) {
+            max = 32;
+        } else if (inet_pton(AF_INET6, text, buf) == 1) {
+            max = 128;
+        }
+        if (max > 0) {
+            size_t plen = slash != NULL ? strlen(slash + 1) : 0;
+
+            return slash == NULL || (plen >= 1 && plen <= 3 &&
+                                     strspn(slash + 1, "0123456789") == plen &&
+                                     atoi(slash + 1) <= max);
+        }
+    }
+    n = strlen(s);
+    if (slash != NULL || n == 0 || n > 254 || s[0] == '.' || strstr(s, "..") != NULL ||
+        strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != n) {
+        return 0;
+    }
+    if (s[n - 1] == '.') {
+        n--; /* the root dot: "sink.test." is "sink.test" */
+    }
+    for (last = s + n; last > s && last[-1] != '.'; last--) {
+    }
+    n -= (size_t)(last - s);
+    if (n >= 2 && last[0] == '0' && (last[1] == 'x' || last[1] == 'X')) {
+        return strspn(last + 2, "0123456789abcdefABCDEF") < n - 2;
+    }
+    return strspn(last, "0123456789") < n;
+}
+
 static void
 conf_parse_limits(struct conf_check *ck, struct conf *c, json_t *root)
 {
@@ -378,7 +429,7 @@ conf_parse_limits(struct conf_check *ck, struct conf *c, json_t *root)
     json_t *i = conf_object(ck, "", root, "idempotency", 0);
     json_t *cb = conf_object(ck, "", root, "callbacks", 0);
     char *hosts[64];
-    size_t n;
+    size_t n, k;
 
     l = l != NULL ? l : empty;
     i = i != NULL ? i : empty;
@@ -407,6 +458,12 @@ conf_parse_limits(struct conf_check *ck, struct conf *c, json_t *root)
     c->callbacks.allow_http = conf_bool(ck, "callbacks", cb, "allow_http", 0);
     c->callbacks.timeout_ms = conf_int(ck, "callbacks", cb, "timeout_ms", 10000, 100, 120000);
     n = conf_string_list(ck, "callbacks", cb, "allow_hosts", hosts, GW_ARRAY_LEN(hosts), 0);
+    for (k = 0; k < n; k++) {
+        if (hosts[k] != NULL && !conf_allow_host_ok(hosts[k])) {
+            conf_err(ck, "callbacks.allow_hosts", "\"%s\" is not a host name, address or CIDR",
+                     hosts[k]);
+        }
+    }
     if (n > 0) {
         c->callbacks.allow_hosts = calloc(n, sizeof(char *));
         if (c->callbacks.allow_hosts != NULL) {
@@ -417,6 +474,76 @@ conf_parse_limits(struct conf_check *ck, struct conf *c, json_t *root)
                 free(hosts[--n]);
             }
         }
+    }
+    json_decref(empty);
+}
+
+/*
+ * webhooks: the relay's retry schedule and its limits (relay.c). The
+ * schedule is given in seconds, or in milliseconds for tests (schedule_ms);
+ * the default is the contract's: 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 3 h,
+ * 6 h, 12 h, then every 24 h until max_age_s (3 days).
+ */
+static void
+conf_parse_webhooks(struct conf_check *ck, struct conf *c, json_t *root)
+{
+    static const char *const keys[] = {"schedule_s", "schedule_ms", "max_age_s", "max_attempts",
+                                       "visibility_timeout_ms", "poll_interval_ms",
+                                       "per_endpoint_concurrency", "max_concurrency", "jitter",
+                                       NULL};
+    static const long def_s[] = {5, 30, 120, 600, 1800, 3600, 10800, 21600, 43200, 86400};
+    json_t *empty = json_object();
+    json_t *w = conf_object(ck, "", root, "webhooks", 0);
+    json_t *sched_s, *sched_ms, *sched, *item;
+    char field[64];
+    long unit, max;
+    size_t i;
+
+    w = w != NULL ? w : empty;
+    conf_check_keys(ck, "webhooks", w, keys);
+    sched_s = json_object_get(w, "schedule_s");
+    sched_ms = json_object_get(w, "schedule_ms");
+    if (sched_s != NULL && sched_ms != NULL) {
+        conf_err(ck, "webhooks.schedule_ms", "give schedule_s or schedule_ms, not both");
+    }
+    sched = sched_s != NULL ? sched_s : sched_ms;
+    unit = sched_s != NULL ? 1000 : 1;
+    max = 7L * 86400 * 1000 / unit; /* one step of at most a week */
+    for (i = 0; i < GW_ARRAY_LEN(def_s); i++) {
+        c->webhooks.schedule_ms[i] = def_s[i] * 1000;
+    }
+    c->webhooks.nschedule = GW_ARRAY_LEN(def_s);
+    if (sched != NULL) {
+        snprintf(field, sizeof(field), "webhooks.%s",
+                 sched_s != NULL ? "schedule_s" : "schedule_ms");
+        if (!json_is_array(sched) || json_array_size(sched) == 0 ||
+            json_array_size(sched) > CONF_MAX_SCHEDULE) {
+            conf_err(ck, field, "must be an array of 1 to %d positive integers", CONF_MAX_SCHEDULE);
+        } else {
+            json_array_foreach(sched, i, item) {
+                if (!json_is_integer(item) || json_integer_value(item) < 1 ||
+                    json_integer_value(item) > max) {
+                    conf_err(ck, field, "entry %zu must be an integer from 1 to %ld", i, max);
+                    continue;
+                }
+                c->webhooks.schedule_ms[i] = (long)json_integer_value(item) * unit;
+            }
+            c->webhooks.nschedule = json_array_size(sched);
+        }
+    }
+    c->webhooks.max_age_s = conf_int(ck, "webhooks", w, "max_age_s", 259200, 1, 30L * 86400);
+    c->webhooks.max_attempts = conf_int(ck, "webhooks", w, "max_attempts", 0, 0, 1000);
+    c->webhooks.visibility_timeout_ms =
+        conf_int(ck, "webhooks", w, "visibility_timeout_ms", 60000, 100, 3600000);
+    c->webhooks.poll_interval_ms = conf_int(ck, "webhooks", w, "poll_interval_ms", 200, 10, 60000);
+    c->webhooks.per_endpoint_concurrency =
+        conf_int(ck, "webhooks", w, "per_endpoint_concurrency", 4, 1, 1000);
+    c->webhooks.max_concurrency = conf_int(ck, "webhooks", w, "max_concurrency", 64, 1, 10000);
+    c->webhooks.jitter = conf_bool(ck, "webhooks", w, "jitter", 1);
+    /* A claim must outlive the attempt, or a slow but live attempt is taken over and sent twice. */
+    if (c->webhooks.visibility_timeout_ms <= c->callbacks.timeout_ms) {
+        conf_err(ck, "webhooks.visibility_timeout_ms", "must exceed callbacks.timeout_ms (%ld)",
+                 c->callbacks.timeout_ms);
     }
     json_decref(empty);
 }
@@ -706,8 +833,20 @@ conf_parse_tenant(struct conf_check *ck, struct conf *c, struct conf_tenant *t, 
     }
     t->callback_url = conf_string(ck, path, obj, "callback_url", 0, NULL, 0);
     if (t->callback_url != NULL) {
+        const char *why;
+
         conf_field(field, sizeof(field), path, "callback_url");
-        conf_check_url(ck, field, t->callback_url, c->callbacks.allow_http);
+        /*
+         * Then the address rules (ssrf.c), so a production configuration
+         * cannot name a loopback, private or metadata endpoint. With
+         * allow_http on (tests and demos) they are left to the connect-time
+         * check, which always applies: such configurations point tenants at
+         * local sinks and may allow-list them by address only.
+         */
+        if (conf_check_url(ck, field, t->callback_url, c->callbacks.allow_http) &&
+            !c->callbacks.allow_http && ssrf_check_url(c, t->callback_url, &why) != 0) {
+            conf_err(ck, field, "%s", why);
+        }
     }
     t->nsecrets = conf_string_list(ck, path, obj, "webhook_secret", t->webhook_secret,
                                    CONF_MAX_KEYS, 1);
@@ -813,7 +952,7 @@ conf_parse_root(struct conf_check *ck, struct conf *c, json_t *root)
 {
     static const char *const keys[] = {"listen", "admin", "routes_dir", "log_level", "redis",
                                        "limits", "idempotency", "callbacks", "vendors", "breaker",
-                                       "tenants", NULL};
+                                       "tenants", "webhooks", NULL};
     static const char *const akeys[] = {"listen", "token_sha256", NULL};
     char *s;
     json_t *admin;
@@ -847,6 +986,7 @@ conf_parse_root(struct conf_check *ck, struct conf *c, json_t *root)
     }
     conf_parse_redis(ck, c, root);
     conf_parse_limits(ck, c, root);
+    conf_parse_webhooks(ck, c, root);
     conf_parse_vendors(ck, c, root);
     conf_parse_tenants(ck, c, root);
     conf_parse_breaker(ck, c, root);
