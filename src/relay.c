@@ -476,6 +476,8 @@ struct relay_op {
     long count;                    /* ADMIN: replayed so far */
     /* ADMIN: what to do with the answer; returns 1 when it sent the op again */
     int (*on_admin)(struct relay_op *op, enum store_result res, const struct redisReply *reply);
+    relay_stored_cb stored;        /* ENQUEUE: told once whether the event is durable */
+    void *stored_arg;
     struct relay_op *prev, *next;
 };
 
@@ -699,6 +701,11 @@ relay_op_free(struct relay_op *op)
     int i;
 
     relay_op_unlink(op);
+    if (op->stored != NULL) { /* never stored: say so (shutdown, give-up) */
+        relay_stored_cb cb = op->stored;
+        op->stored = NULL;
+        cb(0, op->stored_arg);
+    }
     if (op->timer != NULL) {
         event_free(op->timer);
     }
@@ -1434,6 +1441,11 @@ relay_on_enqueued(struct relay_op *op, enum store_result res, const struct redis
         cglog_info("relay_queued", "{s:s, s:s, s:s, s:s, s:I}", "event_id", op->args[1], "tenant",
                    op->args[2], "call_id", op->args[3], "type", op->args[5], "sequence",
                    (json_int_t)reply->integer);
+        if (op->stored != NULL) {
+            relay_stored_cb cb = op->stored;
+            op->stored = NULL;
+            cb(1, op->stored_arg);
+        }
         relay_kick(rl);
     } else if (res != STORE_ERR_REPLY && !rl->holding_off &&
                util_mono_us() - op->first_us < RELAY_ENQUEUE_GIVE_UP_US &&
@@ -1661,6 +1673,13 @@ int
 relay_call_event(struct relay *rl, const struct conf_tenant *tenant, const json_t *fields,
                  const char *event_type)
 {
+    return relay_call_event_stored(rl, tenant, fields, event_type, NULL, NULL);
+}
+
+int
+relay_call_event_stored(struct relay *rl, const struct conf_tenant *tenant, const json_t *fields,
+                        const char *event_type, relay_stored_cb stored, void *arg)
+{
     const struct conf *c = relay_conf(rl);
     const char *url = callrec_field(fields, "callback_url");
     const char *call_id = callrec_field(fields, "id");
@@ -1697,6 +1716,8 @@ relay_call_event(struct relay *rl, const struct conf_tenant *tenant, const json_
         return -1;
     }
     free(body);
+    op->stored = stored;
+    op->stored_arg = arg;
     relay_op_send(op);
     return 0;
 }

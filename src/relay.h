@@ -62,6 +62,19 @@ int relay_pending(const struct relay *rl);
  * when there is nowhere to send it (no callback URL for the call or tenant).
  * A Redis outage while storing is retried in memory for up to two minutes.
  */
+/*
+ * The same, telling stored(1, arg) once the event is durable in Redis, or
+ * stored(0, arg) when it could not be stored (out of memory, Redis gone
+ * for good, shutdown). stored runs exactly once when 0 is returned, never
+ * inside the call; with -1 it does not run. The vendor's webhook is
+ * answered only after this, so a crash cannot fall between the vendor's
+ * 2xx and the tenant's event being kept.
+ */
+typedef void (*relay_stored_cb)(int stored, void *arg);
+int relay_call_event_stored(struct relay *rl, const struct conf_tenant *tenant,
+                            const struct json_t *fields, const char *event_type,
+                            relay_stored_cb stored, void *arg);
+
 int relay_call_event(struct relay *rl, const struct conf_tenant *tenant,
                      const struct json_t *fields, const char *event_type);
 

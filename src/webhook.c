@@ -47,7 +47,31 @@ struct applying {
     char request_id[80];
     webhook_apply_cb cb;
     void *arg;
+    char verdict[16];               /* the store's verdict, "" when it failed */
 };
+
+/* Answer whoever asked (the vendor's webhook, a refresh) and let a go. */
+static void
+applying_done(struct applying *a)
+{
+    if (a->cb != NULL) {
+        a->cb(a->verdict[0] != '\0' ? a->verdict : NULL, a->arg);
+    }
+    vendor_update_clear(&a->upd);
+    conf_unref(a->conf);
+    free(a);
+}
+
+static void
+applying_on_relayed(int stored, void *arg)
+{
+    struct applying *a = arg;
+
+    /* Not stored means the relay gave up on Redis and said so in its log
+     * (relay_lost); the vendor's event itself is kept either way. */
+    (void)stored;
+    applying_done(a);
+}
 
 static void
 applying_on_stored(enum store_result res, const struct redisReply *reply, void *arg)
@@ -59,6 +83,7 @@ applying_on_stored(enum store_result res, const struct redisReply *reply, void *
     if (res == STORE_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
         reply->element[0]->type == REDIS_REPLY_STRING) {
         verdict = reply->element[0]->str;
+        util_strlcpy(a->verdict, verdict, sizeof(a->verdict));
     }
     if (verdict != NULL && strcmp(verdict, "ok") == 0 && reply->elements == 3 &&
         strcmp(reply->element[1]->str, "1") == 0) {
@@ -68,10 +93,11 @@ applying_on_stored(enum store_result res, const struct redisReply *reply, void *
                a->request_id, "source", a->source, "vendor", a->vendor, "tenant", a->tenant->id,
                "call_id", a->upd.call_id, "vendor_status", a->upd.vendor_status, "result",
                verdict != NULL ? verdict : store_result_text[res]);
-    if (a->cb != NULL) {
-        a->cb(verdict, a->arg);
+    if (fields == NULL) {
+        applying_done(a);
+        return;
     }
-    if (fields != NULL) {
+    {
         const char *agent = callrec_field(fields, "agent");
         const char *reserved = callrec_field(fields, "agent_reserved");
         /* The call is over: its agent is free again (agents_release leaves an
@@ -80,12 +106,15 @@ applying_on_stored(enum store_result res, const struct redisReply *reply, void *
             strcmp(reserved, "1") == 0) {
             agents_release(a->app, a->tenant->id, agent, callrec_field(fields, "id"));
         }
-        relay_call_event(a->app->relay, a->tenant, fields, call_status_event_type(a->upd.status));
-        json_decref(fields);
     }
-    vendor_update_clear(&a->upd);
-    conf_unref(a->conf);
-    free(a);
+    /* The answer waits until the tenant's event is durable too: a crash can
+     * then never fall between the vendor's 2xx and the event being kept. */
+    if (relay_call_event_stored(a->app->relay, a->tenant, fields,
+                                call_status_event_type(a->upd.status), applying_on_relayed,
+                                a) != 0) {
+        applying_done(a); /* nowhere to send it: nothing to wait for */
+    }
+    json_decref(fields);
 }
 
 static int

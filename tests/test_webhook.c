@@ -475,3 +475,28 @@ Test(webhook, push_found_through_the_vendor_call_id)
     json_decref(call);
     http_resp_free(&r);
 }
+
+Test(webhook, the_tenant_event_is_durable_before_the_vendor_hears_2xx)
+{
+    struct http_resp r;
+    redisReply *rep;
+    char *body, id[64];
+
+    /* A callback that refuses connections: the event must wait in Redis. */
+    cr_assert_eq(gw_post_call(&gw, GWTEST_ACME_KEY, NULL,
+                              "{\"to\": \"+919876543210\", \"agent\": \"agent.017\","
+                              " \"callback_url\": \"http://127.0.0.1:1/hooks\"}",
+                              &r),
+                 0);
+    cr_assert_eq(r.status, 201, "%s", r.body);
+    snprintf(id, sizeof(id), "%s", jstr(r.json, "id"));
+    http_resp_free(&r);
+    body = push_body(id, "ANSWER", "\"2026-07-03T10:02:30Z\"");
+    cr_assert_eq(push(GWTEST_ACME_TOKEN, "POST", body, NULL), 200);
+    free(body);
+    /* The moment the vendor has its 2xx, the delivery exists in Redis. */
+    rep = redis_fixture_cmd(&gw.redis, "EXISTS cg:relay:call:%s", id);
+    cr_assert_not_null(rep);
+    cr_assert_eq(rep->integer, 1, "the tenant event was not stored before the 2xx");
+    freeReplyObject(rep);
+}
