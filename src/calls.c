@@ -910,18 +910,35 @@ place_decide(struct place *p)
     place_next(p);
 }
 
-static void
-place_on_inflight(enum store_result res, const struct redisReply *reply, void *arg)
+/* least_busy: does this call need the vendors' in-flight counts? */
+static int
+place_wants_load(const struct place *p)
 {
-    struct place *p = arg;
+    return p->rule != NULL && p->pinned[0] == '\0' && p->rule->strategy == ROUTE_LEAST_BUSY;
+}
+
+/* Read every rule vendor's in-flight count with one MGET; cb gets the answer. */
+static void
+place_read_load(struct place *p, store_cb cb, void *arg)
+{
+    char keys[DECIDE_MAX_CANDIDATES * 4][200];
+    const char *argv[DECIDE_MAX_CANDIDATES * 4 + 1];
+    size_t i, n = 0;
+
+    argv[n++] = "MGET";
+    for (i = 0; i < p->rule->nvendors && i < DECIDE_MAX_CANDIDATES * 4; i++) {
+        app_key(p->app, keys[i], sizeof(keys[i]), "inflight:%s", p->rule->vendors[i].name);
+        argv[n++] = keys[i];
+    }
+    store_cmd_argv(p->app->store, (int)n, argv, NULL, cb, arg);
+}
+
+/* The MGET's answer into p->inflight; without it the rule's order stands. */
+static void
+place_take_load(struct place *p, enum store_result res, const struct redisReply *reply)
+{
     size_t i;
 
-    p->store_pending = 0;
-    if (p->r == NULL) {
-        place_conclude(p, CALL_FAILED, 503, "store-unavailable", "store timeout");
-        return;
-    }
-    /* Without counts the rule's order stands: least_busy degrades to priority. */
     if (res == STORE_OK && reply->type == REDIS_REPLY_ARRAY) {
         for (i = 0; i < reply->elements && i < DECIDE_MAX_CANDIDATES * 4; i++) {
             const struct redisReply *e = reply->element[i];
@@ -930,28 +947,32 @@ place_on_inflight(enum store_result res, const struct redisReply *reply, void *a
         }
         p->have_inflight = 1;
     }
+}
+
+static void
+place_on_inflight(enum store_result res, const struct redisReply *reply, void *arg)
+{
+    struct place *p = arg;
+
+    p->store_pending = 0;
+    if (p->r == NULL) {
+        place_conclude(p, CALL_FAILED, 503, "store-unavailable", "store timeout");
+        return;
+    }
+    place_take_load(p, res, reply);
     place_decide(p);
 }
 
-/* least_busy: read every rule vendor's in-flight count (one MGET), then decide. */
+/* least_busy: read the in-flight counts first, then decide. */
 static void
 place_load(struct place *p)
 {
-    char keys[DECIDE_MAX_CANDIDATES * 4][200];
-    const char *argv[DECIDE_MAX_CANDIDATES * 4 + 1];
-    size_t i, n = 0;
-
-    if (p->rule == NULL || p->pinned[0] != '\0' || p->rule->strategy != ROUTE_LEAST_BUSY) {
+    if (!place_wants_load(p)) {
         place_decide(p);
         return;
     }
-    argv[n++] = "MGET";
-    for (i = 0; i < p->rule->nvendors && i < DECIDE_MAX_CANDIDATES * 4; i++) {
-        app_key(p->app, keys[i], sizeof(keys[i]), "inflight:%s", p->rule->vendors[i].name);
-        argv[n++] = keys[i];
-    }
     p->store_pending = 1;
-    store_cmd_argv(p->app->store, (int)n, argv, NULL, place_on_inflight, p);
+    place_read_load(p, place_on_inflight, p);
 }
 
 static void
@@ -1538,16 +1559,8 @@ static void
 explain_on_inflight(enum store_result res, const struct redisReply *reply, void *arg)
 {
     struct explain *e = arg;
-    size_t i;
 
-    if (res == STORE_OK && reply->type == REDIS_REPLY_ARRAY) {
-        for (i = 0; i < reply->elements && i < DECIDE_MAX_CANDIDATES * 4; i++) {
-            const struct redisReply *x = reply->element[i];
-            long long v = x->type == REDIS_REPLY_STRING ? atoll(x->str) : 0;
-            e->p->inflight[i] = v > 0 ? v : 0;
-        }
-        e->p->have_inflight = 1;
-    }
+    place_take_load(e->p, res, reply);
     explain_finish(e);
 }
 
@@ -1555,21 +1568,11 @@ explain_on_inflight(enum store_result res, const struct redisReply *reply, void 
 static void
 explain_load(struct explain *e)
 {
-    struct place *p = e->p;
-    char k[DECIDE_MAX_CANDIDATES * 4][200];
-    const char *argv[DECIDE_MAX_CANDIDATES * 4 + 1];
-    size_t i, n = 0;
-
-    if (p->rule == NULL || p->pinned[0] != '\0' || p->rule->strategy != ROUTE_LEAST_BUSY) {
+    if (!place_wants_load(e->p)) {
         explain_finish(e);
         return;
     }
-    argv[n++] = "MGET";
-    for (i = 0; i < p->rule->nvendors && i < DECIDE_MAX_CANDIDATES * 4; i++) {
-        app_key(p->app, k[i], sizeof(k[i]), "inflight:%s", p->rule->vendors[i].name);
-        argv[n++] = k[i];
-    }
-    store_cmd_argv(p->app->store, (int)n, argv, NULL, explain_on_inflight, e);
+    place_read_load(e->p, explain_on_inflight, e);
 }
 
 static void
