@@ -19,10 +19,10 @@ cg_build plain
 bin="$CG_TOP/build/plain"
 
 run=$(mktemp -d /tmp/callgate-quickstart.XXXXXX)
-pids=()
+CG_PIDS=()
 failed=0
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${CG_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   if [ $failed -eq 1 ]; then
     for f in "$run"/*.log; do echo "---- $f"; tail -20 "$f"; done >&2
@@ -32,52 +32,21 @@ cleanup() {
 if [ $keep -eq 0 ]; then trap cleanup EXIT; fi
 fail() { echo "quickstart: $*" >&2; failed=1; exit 1; }
 
-cg_free_port; redis_port=$CG_PORT
-cg_free_port; sim_port=$CG_PORT
-cg_free_port; gw_port=$CG_PORT
-# Demo secrets; conf/callgate.json reads them from the environment.
-export CLOUDDIALER_API_KEY=cd-test-key
-export ACME_WEBHOOK_SECRET=whsec_Y2FsbGdhdGUtZGVtby1zaWduaW5nLXNlY3JldC0zMmI=
-export ACME_CLOUDDIALER_TOKEN=acme-cd-token-0123456789
-export CCAI_CREDENTIAL=ccai-test:ccai-test-token        # the simulator's defaults
-export ACME_CCAI_TOKEN=acme-ccai-token-0123456789
-export ACME_CCAI_HOOK_AUTH=ccai-hook:ccai-hook-secret
+cg_stack_ports
+cg_demo_env
 api_key=demo-acme-key   # conf/callgate.json holds only its SHA-256
-
+redis_port=$CG_REDIS_PORT; sim_port=$CG_SIM_PORT; gw_port=$CG_GW_PORT
 echo "== starting redis-server :$redis_port, vendorsim :$sim_port, callgate :$gw_port"
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
-  --dir "$run" >"$run/redis.log" 2>&1 &
-pids+=($!)
-"$bin/contrib/vendorsim/vendorsim" --listen "127.0.0.1:$sim_port" --call-ms 1500 \
+cg_stack_up "$bin" "$run" ".tenants[0].callback_url=\"http://127.0.0.1:$sim_port/_sink/acme\"" \
+  --call-ms 1500 \
   --push-url "http://127.0.0.1:$gw_port/v1/webhooks/clouddialer/$ACME_CLOUDDIALER_TOKEN" \
   --ccai-push-url "http://127.0.0.1:$gw_port/v1/webhooks/ccai/$ACME_CCAI_TOKEN" \
-  >"$run/vendorsim.log" 2>&1 &
-pids+=($!)
-jq --arg listen "127.0.0.1:$gw_port" --argjson rport "$redis_port" \
-   --arg routes "$CG_TOP/routes" --arg vendor "http://127.0.0.1:$sim_port" \
-   --arg cb "http://127.0.0.1:$sim_port/_sink/acme" \
-   '.listen=$listen | .redis.port=$rport | .routes_dir=$routes
-    | .vendors.clouddialer.base_url=$vendor | .vendors.ccai.base_url=$vendor
-    | .tenants[0].callback_url=$cb' \
-   "$CG_TOP/conf/callgate.json" >"$run/callgate.json"
-"$bin/src/callgate" -t -c "$run/callgate.json"
-"$bin/src/callgate" -c "$run/callgate.json" >"$run/callgate.log" 2>&1 &
-pids+=($!)
-cg_wait_port "$redis_port" || fail "redis-server did not start"
-cg_wait_port "$sim_port" || fail "the vendor simulator did not start"
-cg_wait_port "$gw_port" || fail "callgate did not start"
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$gw_port/readyz" >/dev/null && break
-  sleep 0.1
-done
+  || fail "the demo stack did not come up"
 gw="http://127.0.0.1:$gw_port"
 
 echo
 echo "== the agent, once, in the directory (Redis): PUT /v1/agents/agent.017"
-curl -sS -X PUT "$gw/v1/agents/agent.017" \
-  -H "Authorization: Bearer $api_key" -H 'Content-Type: application/json' \
-  -d '{"name": "Asha K", "groups": ["sales"], "vendors": {"clouddialer": {"crm_username": "agent.017"}}}' \
-  | jq -c '{id, status, vendors}'
+cg_demo_agent | jq -c '{id, status, vendors}'
 
 echo
 echo "== place a call: POST /v1/calls"
@@ -114,6 +83,6 @@ curl -sS "http://127.0.0.1:$sim_port/_sink/acme" \
 
 if [ $keep -eq 1 ]; then
   echo
-  echo "still running (pids ${pids[*]}): gateway $gw, simulator http://127.0.0.1:$sim_port,"
-  echo "redis 127.0.0.1:$redis_port; logs in $run. Stop with: kill ${pids[*]}"
+  echo "still running (pids ${CG_PIDS[*]}): gateway $gw, simulator http://127.0.0.1:$sim_port,"
+  echo "redis 127.0.0.1:$redis_port; logs in $run. Stop with: kill ${CG_PIDS[*]}"
 fi

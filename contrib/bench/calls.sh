@@ -23,39 +23,17 @@ conns=("$@"); [ ${#conns[@]} -gt 0 ] || conns=(16 64)
 cg_build plain
 bin="$CG_TOP/build/plain"
 run=$(mktemp -d /tmp/callgate-bench.XXXXXX)
-pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; [ -n "${CG_BENCH_KEEP:-}" ] || rm -rf "$run"' EXIT
+CG_PIDS=()
+trap 'for p in "${CG_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; [ -n "${CG_BENCH_KEEP:-}" ] || rm -rf "$run"' EXIT
 
-cg_free_port; redis_port=$CG_PORT
-cg_free_port; sim_port=$CG_PORT
-cg_free_port; gw_port=$CG_PORT
-export CLOUDDIALER_API_KEY=cd-test-key
-export ACME_WEBHOOK_SECRET=whsec_Y2FsbGdhdGUtZGVtby1zaWduaW5nLXNlY3JldC0zMmI=
-export ACME_CLOUDDIALER_TOKEN=acme-cd-token-0123456789
-export CCAI_CREDENTIAL=ccai-test:ccai-test-token
-export ACME_CCAI_TOKEN=acme-ccai-token-0123456789
-export ACME_CCAI_HOOK_AUTH=ccai-hook:ccai-hook-secret
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$run" \
-  >"$run/redis.log" 2>&1 &
-pids+=($!)
+cg_stack_ports
+gw_port=$CG_GW_PORT
 # Long simulated calls and no result push: the run measures placement only.
-"$bin/contrib/vendorsim/vendorsim" --listen "127.0.0.1:$sim_port" --call-ms 600000 --quiet \
-  >"$run/vendorsim.log" 2>&1 &
-pids+=($!)
-jq --arg listen "127.0.0.1:$gw_port" --argjson rport "$redis_port" \
-   --arg routes "$CG_TOP/routes" --arg vendor "http://127.0.0.1:$sim_port" \
-   '.listen=$listen | .redis.port=$rport | .routes_dir=$routes | .log_level=(env.CG_BENCH_LOG_LEVEL // "warn")
-    | .vendors.clouddialer.base_url=$vendor | .vendors.ccai.base_url=$vendor' \
-   "$CG_TOP/conf/callgate.json" >"$run/callgate.json"
-"$bin/src/callgate" -c "$run/callgate.json" >"$run/callgate.log" 2>&1 &
-gw_pid=$!
-pids+=($gw_pid)
-cg_wait_port "$gw_port"
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$gw_port/readyz" >/dev/null && break; sleep 0.1; done
+cg_stack_up "$bin" "$run" ".log_level=\"${CG_BENCH_LOG_LEVEL:-warn}\"" --call-ms 600000 --quiet \
+  || { echo "the stack did not come up; logs in $run" >&2; exit 1; }
+gw_pid=${CG_PIDS[2]}
 # Every placement looks its agent up in the directory (and marks it busy).
-curl -sf -X PUT "http://127.0.0.1:$gw_port/v1/agents/agent.017" \
-  -H 'Authorization: Bearer demo-acme-key' -H 'Content-Type: application/json' \
-  -d '{"name": "Bench", "vendors": {"clouddialer": {"crm_username": "agent.017"}}}' >/dev/null
+cg_demo_agent >/dev/null
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$gw_pid/stat"; }
 hz=$(getconf CLK_TCK)
