@@ -896,6 +896,7 @@ place_decide(struct place *p)
     in.inflight = p->have_inflight ? p->inflight : NULL;
     in.breaker = p->app->breaker;
     in.now_ms = util_now_ms();
+    in.quiet = 1;
     code = decide(&in, &out, &slug, &detail);
     for (i = 0; code == 0 && i < out.n && i < CALLS_MAX_CANDIDATES; i++) {
         p->candidates[i] = out.vendors[i];

@@ -66,15 +66,25 @@ decide_consider(const struct decide_input *in, struct decide_output *out, const 
                 long long load)
 {
     const char *identity, *why = decide_drop(in, vendor, &identity);
-    json_t *o = json_pack("{s:s}", "vendor", vendor);
+    int kept = why == NULL && out->n < DECIDE_MAX_CANDIDATES;
+    json_t *o;
 
+    if (kept) {
+        out->vendors[out->n] = vendor;
+        out->identities[out->n++] = identity;
+    } else if (why != NULL) {
+        out->dropped_identity += strcmp(why, "agent-has-no-identity") == 0;
+        out->dropped_circuit += strcmp(why, "circuit-open") == 0;
+    }
+    if (out->considered == NULL) {
+        return;
+    }
+    o = json_pack("{s:s}", "vendor", vendor);
     if (in->inflight != NULL && load >= 0) {
         json_object_set_new(o, "in_flight", json_integer(load));
     }
-    if (why == NULL && out->n < DECIDE_MAX_CANDIDATES) {
+    if (kept) {
         json_object_set_new(o, "kept", json_true());
-        out->vendors[out->n] = vendor;
-        out->identities[out->n++] = identity;
     } else {
         json_object_set_new(o, "dropped", json_string(why != NULL ? why : "too-many"));
     }
@@ -88,7 +98,7 @@ decide(const struct decide_input *in, struct decide_output *out, const char **sl
     size_t order[DECIDE_MAX_CANDIDATES * 4], n, i, allowed = 0;
 
     memset(out, 0, sizeof(*out));
-    out->considered = json_array();
+    out->considered = in->quiet ? NULL : json_array();
     if (in->pinned != NULL) {
         decide_consider(in, out, in->pinned, -1);
         allowed = conf_tenant_vendor(in->tenant, in->pinned) != NULL;
@@ -120,23 +130,15 @@ decide(const struct decide_input *in, struct decide_output *out, const char **sl
         *detail = "none of this tenant's vendors supports this call";
         return 422;
     }
-    for (i = 0; i < json_array_size(out->considered); i++) {
-        const char *why = json_string_value(
-            json_object_get(json_array_get(out->considered, i), "dropped"));
-        if (why != NULL && strcmp(why, "circuit-open") == 0) {
-            *slug = "vendor-unavailable";
-            *detail = "every vendor that could take this call has its circuit open";
-            return 503;
-        }
+    if (out->dropped_circuit > 0) {
+        *slug = "vendor-unavailable";
+        *detail = "every vendor that could take this call has its circuit open";
+        return 503;
     }
-    for (i = 0; i < json_array_size(out->considered); i++) {
-        const char *why = json_string_value(
-            json_object_get(json_array_get(out->considered, i), "dropped"));
-        if (why != NULL && strcmp(why, "agent-has-no-identity") == 0) {
-            *slug = "unsupported-by-vendor";
-            *detail = "the agent has no identity on any vendor that could take this call";
-            return 422;
-        }
+    if (out->dropped_identity > 0) {
+        *slug = "unsupported-by-vendor";
+        *detail = "the agent has no identity on any vendor that could take this call";
+        return 422;
     }
     *slug = "unsupported-by-vendor";
     *detail = "no vendor for this call supports what it needs";

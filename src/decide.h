@@ -30,6 +30,7 @@ struct decide_input {
     const long long *inflight;         /* least_busy: in-flight calls per rule vendor, or NULL */
     struct breaker *breaker;           /* circuit states, or NULL (none open) */
     long long now_ms;
+    int quiet;                         /* placement: no "considered" list (explain wants it) */
 };
 
 struct decide_output {
@@ -37,7 +38,10 @@ struct decide_output {
     const char *identities[DECIDE_MAX_CANDIDATES]; /* the agent as each vendor knows it, or
                                                       NULL (borrowed from the inputs) */
     size_t n;
-    struct json_t *considered; /* [{"vendor", "kept": true} | {"vendor", "dropped": reason}] */
+    struct json_t *considered; /* [{"vendor", "kept": true} | {"vendor", "dropped": reason}],
+                                  or NULL when the input was quiet */
+    int dropped_identity;      /* vendors dropped for the agent's identity */
+    int dropped_circuit;       /* ... for an open circuit */
 };
 
 /*

@@ -244,3 +244,26 @@ Test(decide, weighted_order_comes_from_the_rule)
     }
     cr_assert(first_cd > 600 && first_cd < 800, "70%% first picks, got %d of 1000", first_cd);
 }
+
+Test(decide, quiet_decides_the_same_without_the_list)
+{
+    struct route_rule r = rule_of(ROUTE_PRIORITY);
+    json_t *agent = json_loads("{\"id\": \"asha\", \"vendors\": {\"clouddialer\": "
+                               "{\"crm_username\": \"asha.k\"}}}",
+                               0, NULL);
+    struct decide_input in = {.tenant = conf_tenant_find(c, "acme"), .rule = &r,
+                              .needs = VENDOR_CAP_OUTBOUND, .call_id = "call_1",
+                              .agent = agent, .quiet = 1};
+    struct decide_output out;
+    const char *slug = NULL, *detail = NULL;
+
+    cr_assert_eq(decide(&in, &out, &slug, &detail), 0);
+    cr_assert_null(out.considered);
+    cr_assert_eq(out.n, 1);
+    cr_assert_str_eq(out.vendors[0], "clouddialer");
+    cr_assert_eq(out.dropped_identity, 2);
+    in.needs = VENDOR_CAP_SCHEDULED;
+    cr_assert_eq(decide(&in, &out, &slug, &detail), 422);
+    cr_assert_str_eq(slug, "unsupported-by-vendor");
+    json_decref(agent);
+}
