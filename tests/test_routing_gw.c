@@ -72,7 +72,9 @@ teardown(void)
     proc_rmdir(routes_dir);
 }
 
-TestSuite(routing_gw, .init = setup, .fini = teardown, .timeout = 90);
+/* Each test names its own .init: criterion would run a suite-wide one as
+ * well, and the gateway it started would never be stopped. */
+TestSuite(routing_gw, .fini = teardown, .timeout = 90);
 
 static const char *
 readyz_version(char *buf, size_t len)
@@ -85,7 +87,7 @@ readyz_version(char *buf, size_t len)
     return buf;
 }
 
-Test(routing_gw, admin_needs_the_admin_token)
+Test(routing_gw, admin_needs_the_admin_token, .init = setup)
 {
     struct http_resp r;
     char v[32];
@@ -141,7 +143,7 @@ Test(routing_gw, admin_on_its_own_listener, .init = setup_own_listener)
     http_resp_free(&r);
 }
 
-Test(routing_gw, reload_swaps_and_a_bad_table_is_refused)
+Test(routing_gw, reload_swaps_and_a_bad_table_is_refused, .init = setup)
 {
     struct http_resp r;
     char before[32], after[32];
@@ -214,7 +216,7 @@ load_run(void *arg)
     return NULL;
 }
 
-Test(routing_gw, reload_under_load_fails_no_request)
+Test(routing_gw, reload_under_load_fails_no_request, .init = setup)
 {
     struct load loads[4];
     pthread_t th[4];
@@ -253,7 +255,7 @@ Test(routing_gw, reload_under_load_fails_no_request)
     cr_assert_eq(refused, 10);
 }
 
-Test(routing_gw, explain_shows_the_decision_without_placing)
+Test(routing_gw, explain_shows_the_decision_without_placing, .init = setup)
 {
     struct http_resp r;
     json_t *vendors, *v0, *v1;
