@@ -282,6 +282,8 @@ calls_validate(struct place *p, json_t *body, json_t *errors)
     s = calls_opt_string(body, "vendor", 64, errors);
     if (s != NULL && conf_tenant_vendor(p->tenant, s) == NULL) {
         problem_add_error(errors, "vendor", "is not a vendor this tenant may use");
+    } else if (s != NULL) {
+        util_strlcpy(p->pinned, s, sizeof(p->pinned));
     }
     s = calls_opt_string(body, "callback_url", 2048, errors);
     if (s != NULL) {
@@ -1041,6 +1043,13 @@ place_on_agent(enum agents_result res, json_t *agent, void *arg)
     }
 }
 
+/* The matched rule (not a pinned vendor) wants the agent available. */
+static int
+place_needs_available(const struct place *p)
+{
+    return p->rule != NULL && p->pinned[0] == '\0' && p->rule->require_agent_available;
+}
+
 /* After the record exists: reserve the agent (or claim one of the group). */
 static void
 place_agent(struct place *p)
@@ -1053,8 +1062,7 @@ place_agent(struct place *p)
     } else if (agent != NULL) {
         p->store_pending = 1;
         agents_reserve(p->app, p->tenant->id, agent, p->call_id,
-                       p->rule != NULL && p->pinned[0] == '\0' &&
-                           p->rule->require_agent_available,
+                       place_needs_available(p),
                        place_on_agent, p);
     } else {
         place_load(p);
@@ -1115,9 +1123,6 @@ calls_create(struct front_req *r)
         return;
     }
     json_decref(errors);
-    if (calls_opt_string(body, "vendor", 64, NULL) != NULL) {
-        util_strlcpy(p->pinned, calls_opt_string(body, "vendor", 64, NULL), sizeof(p->pinned));
-    }
     code = place_match(p, body, util_now_ms(), NULL, &slug, &detail);
     if (code != 0) {
         json_decref(body);
@@ -1582,7 +1587,7 @@ explain_on_agent(enum agents_result res, json_t *agent, void *arg)
     struct explain *e = arg;
     struct place *p = e->p;
     const char *status = json_string_value(json_object_get(agent, "status"));
-    int need = p->rule != NULL && p->pinned[0] == '\0' && p->rule->require_agent_available;
+    int need = place_needs_available(p);
 
     if (res == AGENTS_OK) {
         p->agent = json_incref(agent);
@@ -1687,9 +1692,6 @@ calls_explain(struct front_req *r)
         return;
     }
     json_decref(errors);
-    if (calls_opt_string(call, "vendor", 64, NULL) != NULL) {
-        util_strlcpy(p->pinned, calls_opt_string(call, "vendor", 64, NULL), sizeof(p->pinned));
-    }
     why = json_array();
     code = place_match(p, call, at, why, &slug, &detail);
     json_decref(body);
