@@ -21,6 +21,7 @@ struct breaker_vendor {
     enum breaker_state state;
     int64_t opened_ms;
     int probing;               /* half-open: the probe is out */
+    int64_t probe_ms;          /* ... since then */
     int consecutive;
     unsigned char failed[BREAKER_RING];
     float ms[BREAKER_RING];
@@ -108,11 +109,25 @@ breaker_allow(struct breaker *b, const char *vendor, int64_t now_ms)
     if (v->state == BREAKER_CLOSED) {
         return 1;
     }
-    if (v->state == BREAKER_HALF_OPEN && !v->probing) {
+    /* A probe that never reported (its request was lost) is written off
+     * after open_ms, so the circuit cannot stay half-open for ever. */
+    if (v->state == BREAKER_HALF_OPEN &&
+        (!v->probing || now_ms - v->probe_ms >= b->o.open_ms)) {
         v->probing = 1;
+        v->probe_ms = now_ms;
         return 1;
     }
     return 0;
+}
+
+void
+breaker_cancel(struct breaker *b, const char *vendor)
+{
+    struct breaker_vendor *v = breaker_vendor(b, vendor);
+
+    if (v != NULL && v->state == BREAKER_HALF_OPEN) {
+        v->probing = 0;
+    }
 }
 
 enum breaker_state

@@ -39,6 +39,12 @@ extern const char *const breaker_state_text[];
  */
 int breaker_allow(struct breaker *b, const char *vendor, int64_t now_ms);
 
+/*
+ * The attempt breaker_allow let through was not sent after all (a vendor
+ * cap, the retry budget): a half-open circuit's probe goes back.
+ */
+void breaker_cancel(struct breaker *b, const char *vendor);
+
 /* The outcome of an attempt that breaker_allow let through. */
 void breaker_report(struct breaker *b, const char *vendor, int failed, double ms,
                     int64_t now_ms);

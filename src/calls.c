@@ -42,6 +42,7 @@
 #include "decide.h"
 #include "front.h"
 #include "gw.h"
+#include "limits.h"
 #include "phone.h"
 #include "problem.h"
 #include "routes.h"
@@ -82,6 +83,10 @@ struct place {
     struct upstream_req *up;      /* running vendor attempt */
     struct vendor_http http;
     const char *vendor;           /* vendor of the running attempt */
+    struct limits_lease lease;    /* the vendor cap held by the running attempt */
+    int leased;                   /* ... when set */
+    int sent;                     /* vendor requests sent for this call */
+    long throttled_ms;            /* a vendor cap refused: when to retry (ms) */
     int64_t attempt_start_us;
     int contacted;                /* a vendor may have seen the request */
     int any_rejected;
@@ -93,6 +98,7 @@ struct place {
     char *answer;                 /* serialised body */
     const char *content_type;
     const char *retry_after;
+    char retry_buf[16];
 };
 
 /* ---- validation ---------------------------------------------------------- */
@@ -297,12 +303,23 @@ calls_validate(struct place *p, json_t *body, json_t *errors)
 
 /* ---- life cycle ---------------------------------------------------------- */
 
+/* The running attempt is over: its vendor cap slot goes back. */
+static void
+place_release(struct place *p)
+{
+    if (p->leased) {
+        limits_vendor_release(p->app, &p->lease);
+        p->leased = 0;
+    }
+}
+
 static void
 place_free(struct place *p)
 {
     if (p->up != NULL) {
         upstream_cancel(p->up);
     }
+    place_release(p);
     vendor_http_clear(&p->http);
     json_decref(p->fields);
     json_decref(p->attempts);
@@ -381,6 +398,7 @@ place_on_deadline(struct front_req *r)
         upstream_cancel(p->up);
         p->up = NULL;
         vendor_http_clear(&p->http);
+        place_release(p);
         p->contacted = 1;
         place_add_attempt(p, p->vendor, "timeout", 0, "no answer before the request deadline",
                           (double)(util_mono_us() - p->attempt_start_us) / 1000.0);
@@ -456,7 +474,12 @@ place_conclude(struct place *p, enum call_status status, int code, const char *s
     if (p->answer == NULL) {
         p->answer = strdup("{}");
     }
-    if (code == 503) {
+    if (code == 503 && p->throttled_ms > 0) {
+        /* Only vendor caps stood in the way: they free up soon. */
+        snprintf(p->retry_buf, sizeof(p->retry_buf), "%ld",
+                 p->throttled_ms < 1000 ? 1 : (p->throttled_ms + 999) / 1000);
+        p->retry_after = p->retry_buf;
+    } else if (code == 503) {
         p->retry_after = "5";
     }
     util_rfc3339(util_now_ms(), now, sizeof(now));
@@ -525,6 +548,7 @@ place_conclude(struct place *p, enum call_status status, int code, const char *s
 static void place_next(struct place *p);
 static void place_agent(struct place *p);
 
+
 static void
 place_add_attempt(struct place *p, const char *vendor, const char *outcome, long http_status,
                   const char *detail, double ms)
@@ -558,6 +582,7 @@ place_on_vendor(enum upstream_result res, const struct upstream_response *resp, 
 
     p->up = NULL;
     vendor_http_clear(&p->http);
+    place_release(p);
     vendor_ctx_init(&ctx, cv, conf_tenant_vendor(p->tenant, p->vendor));
     if (res == UPSTREAM_OK) {
         ops->parse_place(&ctx, resp->status, resp->body, resp->body_len, &placed);
@@ -631,6 +656,87 @@ place_on_vendor(enum upstream_result res, const struct upstream_response *resp, 
     }
 }
 
+/*
+ * Send the request built in p->http to vendor name (its caps, if any, are
+ * held). 0 when it is on its way; -1 when it was not sent (attempt
+ * recorded, the walk goes on) or the retry budget ended the walk.
+ */
+static int
+place_send(struct place *p, const char *name)
+{
+    const struct conf_vendor *cv = conf_vendor_find(p->conf, name);
+    struct upstream_request req;
+    int64_t now = util_now_ms();
+
+    /* A second request for the same call is a retry: it needs budget. */
+    if (p->sent > 0 && !retry_budget_take(p->app->retry_budget, p->conf, now)) {
+        place_add_attempt(p, name, "unavailable", 0,
+                          "not tried: the retry budget is spent (failover is limited while "
+                          "vendors fail)",
+                          0);
+        place_release(p);
+        breaker_cancel(p->app->breaker, name);
+        p->next = p->ncandidates;
+        return -1;
+    }
+    if (p->sent++ == 0) {
+        retry_budget_first(p->app->retry_budget, now);
+    }
+    memset(&req, 0, sizeof(req));
+    req.method = p->http.method;
+    req.url = p->http.url;
+    req.headers = (const char *const *)p->http.headers;
+    req.body = p->http.body;
+    req.body_len = p->http.body_len;
+    req.connect_timeout_ms = cv->connect_timeout_ms;
+    req.timeout_ms = cv->timeout_ms;
+    p->vendor = name;
+    p->attempt_start_us = util_mono_us();
+    if (p->r != NULL) {
+        util_strlcpy(p->r->log_vendor, name, sizeof(p->r->log_vendor));
+    }
+    p->up = upstream_start(p->app->upstream, &req, place_on_vendor, p);
+    if (p->up != NULL) {
+        return 0;
+    }
+    place_add_attempt(p, name, "unavailable", 0, "could not start the request", 0);
+    place_release(p);
+    breaker_cancel(p->app->breaker, name);
+    return -1;
+}
+
+/* The vendor caps answered for the candidate before p->next. */
+static void
+place_on_slot(enum limits_verdict v, long retry_ms, void *arg)
+{
+    struct place *p = arg;
+    const char *name = p->candidates[p->next - 1];
+    char detail[128];
+
+    p->store_pending = 0;
+    if (p->r == NULL) { /* the deadline answered: nothing was sent */
+        place_release(p);
+        place_conclude(p, CALL_FAILED, 503, "store-unavailable", "store timeout");
+        return;
+    }
+    if (v != LIMITS_OK) {
+        snprintf(detail, sizeof(detail), "not tried: this vendor's %s cap is reached",
+                 v == LIMITS_CONCURRENCY ? "concurrency" : "calls-per-second");
+        place_add_attempt(p, name, "unavailable", 0, detail, 0);
+        if (retry_ms > p->throttled_ms) {
+            p->throttled_ms = retry_ms;
+        }
+        breaker_cancel(p->app->breaker, name);
+        vendor_http_clear(&p->http);
+        place_next(p);
+        return;
+    }
+    p->leased = 1;
+    if (place_send(p, name) != 0) {
+        place_next(p);
+    }
+}
+
 /* Try the next candidate, or conclude when there is none left. */
 static void
 place_next(struct place *p)
@@ -643,7 +749,6 @@ place_next(struct place *p)
         const struct vendor_ops *ops = vendor_ops_find(name);
         struct vendor_ctx ctx;
         struct vendor_call vc;
-        struct upstream_request req;
 
         /* A half-open circuit lets one probe through; the others move on. */
         if (!breaker_allow(p->app->breaker, name, util_now_ms())) {
@@ -667,30 +772,21 @@ place_next(struct place *p)
         if (ops->build_place(&ctx, &vc, &p->http, err, sizeof(err)) != 0) {
             p->any_rejected = 1;
             place_add_attempt(p, name, "rejected", 0, err, 0);
+            breaker_cancel(p->app->breaker, name);
             continue;
         }
         if (p->from[0] == '\0' && ctx.from_number != NULL) {
             json_object_set_new(p->fields, "from", json_string(ctx.from_number));
         }
-        memset(&req, 0, sizeof(req));
-        req.method = p->http.method;
-        req.url = p->http.url;
-        req.headers = (const char *const *)p->http.headers;
-        req.body = p->http.body;
-        req.body_len = p->http.body_len;
-        req.connect_timeout_ms = cv->connect_timeout_ms;
-        req.timeout_ms = cv->timeout_ms;
-        p->vendor = name;
-        p->attempt_start_us = util_mono_us();
-        if (p->r != NULL) {
-            util_strlcpy(p->r->log_vendor, name, sizeof(p->r->log_vendor));
-        }
-        p->up = upstream_start(p->app->upstream, &req, place_on_vendor, p);
-        if (p->up != NULL) {
+        if (limits_vendor_applies(cv)) {
+            snprintf(p->lease.member, sizeof(p->lease.member), "%s:%zu", p->call_id, p->next);
+            p->store_pending = 1;
+            limits_vendor_acquire(p->app, cv, ctx.api_key, &p->lease, place_on_slot, p);
             return;
         }
-        vendor_http_clear(&p->http);
-        place_add_attempt(p, name, "unavailable", 0, "could not start the request", 0);
+        if (place_send(p, name) == 0) {
+            return;
+        }
     }
     if (p->any_rejected) {
         place_conclude(p, CALL_FAILED, 502, "vendor-rejected",

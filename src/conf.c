@@ -201,6 +201,31 @@ conf_int(struct conf_check *ck, const char *path, json_t *obj, const char *key, 
     return (long)n;
 }
 
+/* A number (integer or real) in [min, max]. */
+static double
+conf_number(struct conf_check *ck, const char *path, json_t *obj, const char *key, double def,
+            double min, double max)
+{
+    json_t *v = json_object_get(obj, key);
+    char field[256];
+    double d;
+
+    if (v == NULL) {
+        return def;
+    }
+    conf_field(field, sizeof(field), path, key);
+    if (!json_is_number(v)) {
+        conf_err(ck, field, "must be a number");
+        return def;
+    }
+    d = json_number_value(v);
+    if (!(d >= min && d <= max)) {
+        conf_err(ck, field, "must be between %g and %g (got %g)", min, max, d);
+        return def;
+    }
+    return d;
+}
+
 static int
 conf_bool(struct conf_check *ck, const char *path, json_t *obj, const char *key, int def)
 {
@@ -553,7 +578,8 @@ conf_parse_vendors(struct conf_check *ck, struct conf *c, json_t *root)
 {
     static const char *const keys[] = {"base_url", "api_key", "from_number", "time_zone",
                                        "connect_timeout_ms", "timeout_ms", "recording_hosts",
-                                       "recording_timeout_ms", "health_interval_ms", NULL};
+                                       "recording_timeout_ms", "health_interval_ms",
+                                       "max_concurrent", "max_calls_per_s", "calls_burst", NULL};
     char *hosts[32];
     size_t nh;
     json_t *vs = conf_object(ck, "", root, "vendors", 1), *v;
@@ -626,6 +652,13 @@ conf_parse_vendors(struct conf_check *ck, struct conf *c, json_t *root)
             conf_field(field, sizeof(field), path, "health_interval_ms");
             conf_err(ck, field, "must be 0 (off) or at least 100");
         }
+        /* Adapters know their vendor's documented rate (CCAI: 10 requests/s). */
+        cv->max_concurrent = conf_int(ck, path, v, "max_concurrent", 0, 0, 100000);
+        cv->max_calls_per_s = conf_number(ck, path, v, "max_calls_per_s",
+                                          vendor_ops_find(name)->rate_limit_per_s, 0, 100000);
+        cv->calls_burst = conf_number(ck, path, v, "calls_burst",
+                                      cv->max_calls_per_s < 1 ? 1 : cv->max_calls_per_s, 1,
+                                      100000);
         nh = conf_string_list(ck, path, v, "recording_hosts", hosts, GW_ARRAY_LEN(hosts), 0);
         if (nh > 0 && (cv->recording_hosts = calloc(nh, sizeof(char *))) != NULL) {
             memcpy(cv->recording_hosts, hosts, nh * sizeof(char *));
@@ -773,13 +806,41 @@ conf_parse_tenant_vendors(struct conf_check *ck, struct conf *c, struct conf_ten
     }
 }
 
+/* A tenant's "rate_limit": requests (every API call) and calls (placements) per second. */
+static void
+conf_parse_rate_limit(struct conf_check *ck, struct conf_tenant *t, const char *path, json_t *obj)
+{
+    static const char *const keys[] = {"requests_per_s", "burst", "calls_per_s", "calls_burst",
+                                       NULL};
+    char rpath[160];
+    json_t *rl;
+
+    snprintf(rpath, sizeof(rpath), "%s.rate_limit", path);
+    rl = conf_object(ck, path, obj, "rate_limit", 0);
+    if (rl != NULL) {
+        conf_check_keys(ck, rpath, rl, keys);
+    }
+    t->rate_limit.requests_per_s = conf_number(ck, rpath, rl, "requests_per_s", 0, 0, 1e6);
+    t->rate_limit.burst = conf_number(ck, rpath, rl, "burst",
+                                      t->rate_limit.requests_per_s < 1
+                                          ? 1
+                                          : t->rate_limit.requests_per_s,
+                                      1, 1e6);
+    t->rate_limit.calls_per_s = conf_number(ck, rpath, rl, "calls_per_s", 0, 0, 1e6);
+    t->rate_limit.calls_burst = conf_number(ck, rpath, rl, "calls_burst",
+                                            t->rate_limit.calls_per_s < 1
+                                                ? 1
+                                                : t->rate_limit.calls_per_s,
+                                            1, 1e6);
+}
+
 static void
 conf_parse_tenant(struct conf_check *ck, struct conf *c, struct conf_tenant *t, json_t *obj,
                   size_t idx)
 {
     static const char *const keys[] = {"id", "api_key_sha256", "default_country",
                                        "callback_url", "webhook_secret", "vendors",
-                                       "unknown_agents", NULL};
+                                       "unknown_agents", "rate_limit", NULL};
     char path[128], field[256];
     unsigned char raw[128];
     size_t i;
@@ -831,6 +892,7 @@ conf_parse_tenant(struct conf_check *ck, struct conf *c, struct conf_tenant *t, 
         }
         free(ua);
     }
+    conf_parse_rate_limit(ck, t, path, obj);
     t->callback_url = conf_string(ck, path, obj, "callback_url", 0, NULL, 0);
     if (t->callback_url != NULL) {
         const char *why;
@@ -947,12 +1009,27 @@ conf_parse_breaker(struct conf_check *ck, struct conf *c, json_t *root)
     c->breaker.open_ms = conf_int(ck, "breaker", b, "open_ms", 30000, 100, 3600000);
 }
 
+/* "retry_budget": how much failover may add to the vendors' load (limits.h). */
+static void
+conf_parse_retry_budget(struct conf_check *ck, struct conf *c, json_t *root)
+{
+    static const char *const keys[] = {"ratio_pct", "min_per_s", "window_s", NULL};
+    json_t *b = conf_object(ck, "", root, "retry_budget", 0);
+
+    if (b != NULL) {
+        conf_check_keys(ck, "retry_budget", b, keys);
+    }
+    c->retry_budget.ratio_pct = (int)conf_int(ck, "retry_budget", b, "ratio_pct", 20, 0, 1000);
+    c->retry_budget.min_per_s = conf_number(ck, "retry_budget", b, "min_per_s", 3, 0, 1e6);
+    c->retry_budget.window_s = (int)conf_int(ck, "retry_budget", b, "window_s", 10, 1, 60);
+}
+
 static void
 conf_parse_root(struct conf_check *ck, struct conf *c, json_t *root)
 {
     static const char *const keys[] = {"listen", "admin", "routes_dir", "log_level", "redis",
                                        "limits", "idempotency", "callbacks", "vendors", "breaker",
-                                       "tenants", "webhooks", NULL};
+                                       "tenants", "webhooks", "retry_budget", NULL};
     static const char *const akeys[] = {"listen", "token_sha256", NULL};
     char *s;
     json_t *admin;
@@ -990,6 +1067,7 @@ conf_parse_root(struct conf_check *ck, struct conf *c, json_t *root)
     conf_parse_vendors(ck, c, root);
     conf_parse_tenants(ck, c, root);
     conf_parse_breaker(ck, c, root);
+    conf_parse_retry_budget(ck, c, root);
     if (c->idempotency.in_flight_s * 1000 < c->limits.request_timeout_ms) {
         conf_err(ck, "idempotency.in_flight_s",
                  "must cover limits.request_timeout_ms, or a duplicate could be placed while the "

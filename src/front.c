@@ -29,6 +29,7 @@
 #include "conf.h"
 #include "crypto.h"
 #include "front.h"
+#include "limits.h"
 #include "history.h"
 #include "problem.h"
 #include "recording.h"
@@ -801,6 +802,11 @@ front_dispatch(struct evhttp_request *ev, void *arg)
         struct timeval tv = {r->conf->limits.request_timeout_ms / 1000,
                              (r->conf->limits.request_timeout_ms % 1000) * 1000};
         evtimer_add(r->deadline, &tv);
+    }
+    if (route->auth == FRONT_AUTH_TENANT &&
+        limits_tenant_applies(r->tenant, route->handler == calls_create)) {
+        limits_tenant_check(r, route->handler == calls_create, route->handler);
+        return;
     }
     route->handler(r);
 }

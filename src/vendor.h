@@ -127,6 +127,7 @@ struct vendor_history_query {
 struct vendor_ops {
     const char *name;
     unsigned caps;
+    double rate_limit_per_s;  /* the vendor's documented request rate, or 0 (conf default) */
 
     /* Build the call placement request. Returns 0, or -1 with err set (no request). */
     int (*build_place)(const struct vendor_ctx *ctx, const struct vendor_call *call,

@@ -90,3 +90,22 @@ Test(breaker, figures)
     json_decref(j);
     breaker_free(b);
 }
+
+Test(breaker, an_unsent_probe_goes_back_and_a_lost_one_is_written_off)
+{
+    struct breaker *b = breaker_new(&opts);
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        breaker_report(b, "cd", 1, 10, 0);
+    }
+    cr_assert(breaker_allow(b, "cd", 1000), "the probe");
+    /* A vendor cap or the retry budget kept it from being sent. */
+    breaker_cancel(b, "cd");
+    cr_assert(breaker_allow(b, "cd", 1001), "the probe is free again");
+    /* This one is never reported (lost): after open_ms another may go. */
+    cr_assert_not(breaker_allow(b, "cd", 1500));
+    cr_assert(breaker_allow(b, "cd", 2001));
+    cr_assert_eq(breaker_peek(b, "cd", 2001), BREAKER_HALF_OPEN);
+    breaker_free(b);
+}

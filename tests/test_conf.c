@@ -2269,3 +2269,80 @@ Test(routes, version_tracks_content, .timeout = 10)
     conf_unref(c);
     tmp_clean(&d, names);
 }
+
+/* ---------------------------------------------------------------------------
+ * Limits: tenant rate limits, vendor caps, the retry budget (limits.h)
+ */
+
+Test(conf, limits_default_off_except_documented_vendor_rates, .timeout = 10)
+{
+    json_t *root = base_conf();
+    struct conf *c;
+
+    set_json(root, "vendors.ccai",
+             "{\"base_url\": \"https://ccai.test\", \"api_key\": \"u:t\"}");
+    c = load_ok(root);
+    cr_assert_eq(c->tenants[0].rate_limit.requests_per_s, 0);
+    cr_assert_eq(c->tenants[0].rate_limit.calls_per_s, 0);
+    cr_assert_eq(conf_vendor_find(c, "clouddialer")->max_calls_per_s, 0);
+    cr_assert_eq(conf_vendor_find(c, "clouddialer")->max_concurrent, 0);
+    /* CCAI documents 10 requests/s per customer. */
+    cr_assert_eq(conf_vendor_find(c, "ccai")->max_calls_per_s, 10);
+    cr_assert_eq(conf_vendor_find(c, "ccai")->calls_burst, 10);
+    cr_assert_eq(c->retry_budget.ratio_pct, 20);
+    cr_assert_eq(c->retry_budget.window_s, 10);
+    conf_unref(c);
+}
+
+Test(conf, limits_are_read, .timeout = 10)
+{
+    json_t *root = base_conf();
+    struct conf *c;
+
+    set_json(root, "tenants.0.rate_limit",
+             "{\"requests_per_s\": 2.5, \"burst\": 5, \"calls_per_s\": 1, \"calls_burst\": 3}");
+    set_json(root, "vendors.clouddialer.max_concurrent", "40");
+    set_json(root, "vendors.clouddialer.max_calls_per_s", "0.5");
+    set_json(root, "retry_budget", "{\"ratio_pct\": 10, \"min_per_s\": 0.5, \"window_s\": 30}");
+    c = load_ok(root);
+    cr_assert_float_eq(c->tenants[0].rate_limit.requests_per_s, 2.5, 1e-9);
+    cr_assert_float_eq(c->tenants[0].rate_limit.burst, 5, 1e-9);
+    cr_assert_float_eq(c->tenants[0].rate_limit.calls_burst, 3, 1e-9);
+    cr_assert_eq(conf_vendor_find(c, "clouddialer")->max_concurrent, 40);
+    cr_assert_float_eq(conf_vendor_find(c, "clouddialer")->max_calls_per_s, 0.5, 1e-9);
+    /* A burst below one request would refuse everything: it is at least 1. */
+    cr_assert_float_eq(conf_vendor_find(c, "clouddialer")->calls_burst, 1, 1e-9);
+    cr_assert_eq(c->retry_budget.ratio_pct, 10);
+    cr_assert_float_eq(c->retry_budget.min_per_s, 0.5, 1e-9);
+    cr_assert_eq(c->retry_budget.window_s, 30);
+    conf_unref(c);
+}
+
+Test(conf, limits_bad_values, .timeout = 10)
+{
+    json_t *root = base_conf();
+
+    set_json(root, "tenants.0.rate_limit", "{\"requests_per_s\": -1}");
+    expect_error(root, NAME ": tenants.acme.rate_limit.requests_per_s: must be between");
+    root = base_conf();
+    set_json(root, "tenants.0.rate_limit", "{\"calls_per_s\": \"5\"}");
+    expect_error(root, NAME ": tenants.acme.rate_limit.calls_per_s: must be a number");
+    root = base_conf();
+    set_json(root, "tenants.0.rate_limit", "{\"per_s\": 5}");
+    expect_error(root, NAME ": tenants.acme.rate_limit.per_s: unknown key");
+    root = base_conf();
+    set_json(root, "tenants.0.rate_limit", "5");
+    expect_error(root, NAME ": tenants.acme.rate_limit: must be an object");
+    root = base_conf();
+    set_json(root, "vendors.clouddialer.max_concurrent", "-2");
+    expect_error(root, NAME ": vendors.clouddialer.max_concurrent: must be between");
+    root = base_conf();
+    set_json(root, "vendors.clouddialer.calls_burst", "0");
+    expect_error(root, NAME ": vendors.clouddialer.calls_burst: must be between");
+    root = base_conf();
+    set_json(root, "retry_budget", "{\"window_s\": 0}");
+    expect_error(root, NAME ": retry_budget.window_s: must be between");
+    root = base_conf();
+    set_json(root, "retry_budget", "{\"ratio\": 5}");
+    expect_error(root, NAME ": retry_budget.ratio: unknown key");
+}

@@ -108,7 +108,8 @@ jq --arg listen "127.0.0.1:$gw_port" --argjson rport "$redis_port" \
     | .tenants[0].callback_url=$cb
     | .tenants[0].vendors += [{"vendor": "getdesk", "api_key": "gd-test-token"}]
     | .tenants += [{"id": "globex", "api_key_sha256": [$other], "default_country": "US",
-                    "webhook_secret": "$GLOBEX_WEBHOOK_SECRET", "vendors": ["clouddialer"]}]
+                    "webhook_secret": "$GLOBEX_WEBHOOK_SECRET", "vendors": ["clouddialer"],
+                    "rate_limit": {"requests_per_s": 0.2, "burst": 2}}]
     | .admin={"token_sha256": $admin}' \
    "$CG_TOP/conf/callgate.json" >"$run/callgate.json" || die "could not write the run's configuration"
 "$bin/src/callgate" -t -c "$run/callgate.json" >"$run/check.log" 2>&1 \

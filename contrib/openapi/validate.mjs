@@ -592,6 +592,18 @@ async function liveMode(base, key, admin) {
       expect: [400],
     });
   }
+  // The second tenant has a small rate limit (check.sh): a 429 as documented.
+  if (process.env.CALLGATE_OTHER_KEY) {
+    let limited = false;
+    for (let i = 1; i <= 4 && !limited; i++) {
+      const r = await L.check(`rate limit, request ${i}`, "GET", "/v1/calls?limit=1", {
+        auth: `Bearer ${process.env.CALLGATE_OTHER_KEY}`,
+        expect: [200, 429],
+      });
+      limited = r?.status === 429;
+    }
+    if (!limited) fail("rate limit", "no 429 after 4 requests against a burst of 2");
+  }
   await L.check("unknown call", "GET", `/v1/calls/call_oapinothing${run}`, { expect: [404] });
   await L.check("get a call: bad query", "GET", `/v1/calls/call_oapinothing${run}?refresh=maybe`, { expect: [400] });
   const page = await L.check("list calls", "GET", "/v1/calls?limit=2", { expect: [200] });

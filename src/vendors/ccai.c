@@ -831,6 +831,7 @@ const struct vendor_ops vendor_ccai_ops = {
     .name = "ccai",
     .caps = VENDOR_CAP_OUTBOUND | VENDOR_CAP_INBOUND | VENDOR_CAP_SCHEDULED |
             VENDOR_CAP_RECORDING | VENDOR_CAP_FLAGS | VENDOR_CAP_STATUS | VENDOR_CAP_WEBHOOKS,
+    .rate_limit_per_s = 10, /* "10 requests/s per customer" (vendors.md) */
     .build_place = ccai_build_place,
     .parse_place = ccai_parse_place,
     .parse_webhook_batch = ccai_parse_webhook_batch,

@@ -50,6 +50,39 @@ gwtest_tenant(const char *id, const char *key, const char *country, const char *
                      "webhook_token", token);
 }
 
+/* Merge patch into dst: objects key by key, arrays element by element. */
+static void
+gwtest_merge(json_t *dst, json_t *patch)
+{
+    const char *k;
+    json_t *v;
+    size_t i;
+
+    if (json_is_object(dst) && json_is_object(patch)) {
+        json_object_foreach(patch, k, v) {
+            json_t *d = json_object_get(dst, k);
+            if ((json_is_object(d) && json_is_object(v)) ||
+                (json_is_array(d) && json_is_array(v))) {
+                gwtest_merge(d, v);
+            } else {
+                json_object_set(dst, k, v);
+            }
+        }
+    } else if (json_is_array(dst) && json_is_array(patch)) {
+        json_array_foreach(patch, i, v) {
+            json_t *d = json_array_get(dst, i);
+            if (d != NULL && ((json_is_object(d) && json_is_object(v)) ||
+                              (json_is_array(d) && json_is_array(v)))) {
+                gwtest_merge(d, v);
+            } else if (d != NULL) {
+                json_array_set(dst, i, v);
+            } else {
+                json_array_append(dst, v);
+            }
+        }
+    }
+}
+
 void
 gwtest_write_conf(struct gwtest *t)
 {
@@ -167,8 +200,57 @@ gwtest_write_conf(struct gwtest *t)
         json_object_set_new(json_object_get(conf, "limits"), "max_connections",
                             json_integer(o->max_connections));
     }
+    /* Failover tests place many calls in a row: the retry budget stays out of
+     * their way unless a test sets one. */
+    json_object_set_new(conf, "retry_budget",
+                        json_pack("{s:i, s:i}", "ratio_pct", 1000, "min_per_s", 1000));
+    if (o->conf_patch != NULL) {
+        json_error_t err;
+        json_t *patch = json_loads(o->conf_patch, 0, &err);
+        cr_assert_not_null(patch, "conf_patch is not JSON: %s", err.text);
+        gwtest_merge(conf, patch);
+        json_decref(patch);
+    }
     cr_assert_eq(json_dump_file(conf, t->conf_path, JSON_INDENT(2)), 0);
     json_decref(conf);
+}
+
+void
+gwtest_replica_start(struct gwtest *t, struct proc *gw, char *base, size_t baselen)
+{
+    char path[400], log[400], listen[32];
+    const char *argv[] = {gwtest_env("CG_CALLGATE", CG_BUILDDIR "/src/callgate"), "-c", path,
+                          NULL};
+    json_error_t err;
+    json_t *conf = json_load_file(t->conf_path, 0, &err);
+    int port = proc_free_port(), waited;
+
+    cr_assert_not_null(conf, "cannot read %s: %s", t->conf_path, err.text);
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+    json_object_set_new(conf, "listen", json_string(listen));
+    json_object_del(conf, "admin");
+    snprintf(path, sizeof(path), "%s/replica-%d.json", t->dir, port);
+    snprintf(log, sizeof(log), "%s/replica-%d.log", t->dir, port);
+    cr_assert_eq(json_dump_file(conf, path, JSON_INDENT(2)), 0);
+    json_decref(conf);
+    cr_assert_eq(proc_start(gw, argv, NULL, log), 0, "cannot start the second callgate");
+    cr_assert_eq(proc_wait_port(port, 10000), 0, "the second callgate did not listen");
+    snprintf(base, baselen, "http://127.0.0.1:%d", port);
+    for (waited = 0; waited < 10000; waited += 50) {
+        struct http_resp r;
+        char url[128];
+        snprintf(url, sizeof(url), "%s/readyz", base);
+        if (http_do("GET", url, NULL, NULL, 0, 2000, &r) == 0) {
+            long st = r.status;
+            http_resp_free(&r);
+            if (st == 200) {
+                return;
+            }
+        }
+        gwtest_sleep_ms(50);
+    }
+    proc_dump_log(log, 4000);
+    cr_assert_fail("the second callgate never became ready");
 }
 
 void
@@ -440,11 +522,18 @@ int
 gw_post_call(struct gwtest *t, const char *key, const char *idem, const char *body,
              struct http_resp *out)
 {
+    return gw_post_call_at(t->base, key, idem, body, out);
+}
+
+int
+gw_post_call_at(const char *base, const char *key, const char *idem, const char *body,
+                struct http_resp *out)
+{
     char url[128], auth[128], idh[512];
     const char *headers[4] = {"Content-Type: application/json", NULL, NULL, NULL};
     int n = 1;
 
-    snprintf(url, sizeof(url), "%s/v1/calls", t->base);
+    snprintf(url, sizeof(url), "%s/v1/calls", base);
     if (key != NULL) {
         snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
         headers[n++] = auth;

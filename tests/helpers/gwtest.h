@@ -52,6 +52,8 @@ struct gwtest_opts {
     int admin_listener;         /* serve the admin API on its own port (admin_base) */
     int strict_agents;          /* unknown agents are 404 (the contract's default); else the
                                    tenants pass agent ids to the vendors as they are */
+    const char *conf_patch;     /* JSON merged into the generated configuration last:
+                                   objects key by key, arrays element by element */
 };
 
 struct gwtest {
@@ -83,6 +85,13 @@ void gwtest_write_conf(struct gwtest *t);
 void gwtest_gateway_start(struct gwtest *t);
 int gwtest_gateway_stop(struct gwtest *t, int sig, int timeout_ms);
 
+/*
+ * A second callgate process on the same Redis and simulator (another replica
+ * behind the same load balancer), on its own port: base gets its URL.
+ * Stop it with proc_stop() (it must exit 0 on SIGTERM).
+ */
+void gwtest_replica_start(struct gwtest *t, struct proc *gw, char *base, size_t baselen);
+
 /* Wait until GET /readyz answers 200 (1) within timeout_ms, else 0. */
 int gwtest_wait_ready(struct gwtest *t, int timeout_ms);
 
@@ -109,6 +118,10 @@ const char *http_header(const struct http_resp *r, const char *name, char *buf, 
 /* POST /v1/calls with a tenant key and an optional Idempotency-Key. */
 int gw_post_call(struct gwtest *t, const char *key, const char *idem, const char *body,
                  struct http_resp *out);
+
+/* The same against another gateway (a replica): base is its URL. */
+int gw_post_call_at(const char *base, const char *key, const char *idem, const char *body,
+                    struct http_resp *out);
 
 /* GET base+path with a tenant key (NULL: none). */
 int gw_get(struct gwtest *t, const char *key, const char *path, struct http_resp *out);
