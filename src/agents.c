@@ -169,32 +169,22 @@ const char agents_lua_status[] = AGENTS_LUA_PRELUDE
     "return {'ok', agents_view(k)}\n";
 
 /*
- * reserve: a placement names the agent. KEYS: agent. ARGV: idle key prefix,
- * call id, require available ("1"/"0").
+ * The two ways a placement takes an agent, as Lua functions: the placement's
+ * begin script (callrec.c) runs them in the same script that claims the
+ * idempotency key and writes the call record, so a call costs one Redis
+ * round trip before its vendor is contacted. ck, when given, is the call
+ * record: it learns its agent in the same step (so a terminal webhook frees
+ * the agent even if it beats the placement's final write).
+ *
+ * reserve: the named agent. k: agent key, ip: idle key prefix, cid: call
+ * id, need: "1" when the rule requires the agent available.
  * The same call reserving again (a retried step) is answered "ok" again.
  * Without the requirement, a busy agent takes the new call (its call_id
  * follows the newest call) and an offline one stays offline.
  * Returns {"ok", view}, {"unavailable", view} or {"missing"}.
- */
-const char agents_lua_reserve[] = AGENTS_LUA_PRELUDE
-    "local k = KEYS[1]\n"
-    "local cur = redis.call('HGET', k, 'status')\n"
-    "if not cur then return {'missing'} end\n"
-    "if cur == 'busy' and redis.call('HGET', k, 'call_id') == ARGV[2] then\n"
-    "  return {'ok', agents_view(k)}\n"
-    "end\n"
-    "if cur ~= 'available' and ARGV[3] == '1' then return {'unavailable', agents_view(k)} end\n"
-    "if cur ~= 'offline' then\n"
-    "  agents_unidle(k, ARGV[1], redis.call('HGET', k, 'id'))\n"
-    "  if cur ~= 'busy' then redis.call('HSET', k, 'status_since', agents_now()) end\n"
-    "  redis.call('HSET', k, 'status', 'busy', 'call_id', ARGV[2], 'idle_since', '')\n"
-    "end\n"
-    "return {'ok', agents_view(k)}\n";
-
-/*
- * claim: the longest-idle available agent of a group takes the call.
- * KEYS: group idle set, group members. ARGV: agent key prefix, idle key
- * prefix, call id.
+ *
+ * claim: the longest-idle available agent of a group. idle: the group's
+ * idle set, members: its members, ap: agent key prefix, ip, cid as above.
  * The idle set's first member is popped and made busy in the same script,
  * so two replicas claiming at once get two different agents. An entry whose
  * agent is not available (cannot happen while the invariant holds) is
@@ -202,23 +192,55 @@ const char agents_lua_reserve[] = AGENTS_LUA_PRELUDE
  * Returns {"ok", view}, {"unavailable"} (members, none available) or
  * {"missing"} (no such group).
  */
-const char agents_lua_claim[] =
-    AGENTS_LUA_PRELUDE "while true do\n"
-                       "  local first = redis.call('ZRANGE', KEYS[1], 0, 0)\n"
-                       "  if #first == 0 then\n"
-                       "    if redis.call('EXISTS', KEYS[2]) == 0 then return {'missing'} end\n"
-                       "    return {'unavailable'}\n"
-                       "  end\n"
-                       "  local id = first[1]\n"
-                       "  local k = ARGV[1] .. id\n"
-                       "  if redis.call('HGET', k, 'status') == 'available' then\n"
-                       "    agents_unidle(k, ARGV[2], id)\n"
-                       "    redis.call('HSET', k, 'status', 'busy', 'status_since', agents_now(),\n"
-                       "               'call_id', ARGV[3], 'idle_since', '')\n"
-                       "    return {'ok', agents_view(k)}\n"
-                       "  end\n"
-                       "  redis.call('ZREM', KEYS[1], id)\n"
-                       "end\n";
+#define AGENTS_LUA_PLACE                                                                           \
+    "local function agents_took(k, ck)\n"                                                          \
+    "  if ck then redis.call('HSET', ck, 'agent', redis.call('HGET', k, 'id'),\n"                  \
+    "                        'agent_reserved', '1') end\n"                                         \
+    "  return {'ok', agents_view(k)}\n"                                                            \
+    "end\n"                                                                                        \
+    "local function agents_reserve(k, ip, cid, need, ck)\n"                                        \
+    "  local cur = redis.call('HGET', k, 'status')\n"                                              \
+    "  if not cur then return {'missing'} end\n"                                                   \
+    "  if cur == 'busy' and redis.call('HGET', k, 'call_id') == cid then\n"                        \
+    "    return agents_took(k, ck)\n"                                                              \
+    "  end\n"                                                                                      \
+    "  if cur ~= 'available' and need == '1' then return {'unavailable', agents_view(k)} end\n"    \
+    "  if cur ~= 'offline' then\n"                                                                 \
+    "    agents_unidle(k, ip, redis.call('HGET', k, 'id'))\n"                                      \
+    "    if cur ~= 'busy' then redis.call('HSET', k, 'status_since', agents_now()) end\n"          \
+    "    redis.call('HSET', k, 'status', 'busy', 'call_id', cid, 'idle_since', '')\n"              \
+    "  end\n"                                                                                      \
+    "  return agents_took(k, ck)\n"                                                                \
+    "end\n"                                                                                        \
+    "local function agents_claim(idle, members, ap, ip, cid, ck)\n"                                \
+    "  while true do\n"                                                                            \
+    "    local first = redis.call('ZRANGE', idle, 0, 0)\n"                                         \
+    "    if #first == 0 then\n"                                                                    \
+    "      if redis.call('EXISTS', members) == 0 then return {'missing'} end\n"                    \
+    "      return {'unavailable'}\n"                                                               \
+    "    end\n"                                                                                    \
+    "    local id = first[1]\n"                                                                    \
+    "    local k = ap .. id\n"                                                                     \
+    "    if redis.call('HGET', k, 'status') == 'available' then\n"                                 \
+    "      agents_unidle(k, ip, id)\n"                                                             \
+    "      redis.call('HSET', k, 'status', 'busy', 'status_since', agents_now(),\n"                \
+    "                 'call_id', cid, 'idle_since', '')\n"                                         \
+    "      return agents_took(k, ck)\n"                                                            \
+    "    end\n"                                                                                    \
+    "    redis.call('ZREM', idle, id)\n"                                                           \
+    "  end\n"                                                                                      \
+    "end\n"
+
+const char agents_lua_place[] = AGENTS_LUA_PRELUDE AGENTS_LUA_PLACE;
+
+/* reserve on its own. KEYS: agent. ARGV: idle key prefix, call id, require available. */
+const char agents_lua_reserve[] = AGENTS_LUA_PRELUDE AGENTS_LUA_PLACE
+    "return agents_reserve(KEYS[1], ARGV[1], ARGV[2], ARGV[3], nil)\n";
+
+/* claim on its own. KEYS: group idle set, group members. ARGV: agent key prefix, idle
+ * key prefix, call id. */
+const char agents_lua_claim[] = AGENTS_LUA_PRELUDE AGENTS_LUA_PLACE
+    "return agents_claim(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], nil)\n";
 
 /*
  * release: the call ended (or certainly was not placed). KEYS: agent.
@@ -1266,35 +1288,71 @@ agents_task_later(struct app *app, struct agents_task *t, enum agents_result res
     }
 }
 
+enum agents_result
+agents_place_result(const struct redisReply *tag, const struct redisReply *view, json_t **agent)
+{
+    *agent = NULL;
+    if (tag == NULL || tag->type != REDIS_REPLY_STRING) {
+        return AGENTS_STORE_ERROR;
+    }
+    if (view != NULL) {
+        *agent = agents_render(view);
+    }
+    if (strcmp(tag->str, "ok") == 0 && *agent != NULL) {
+        return AGENTS_OK;
+    }
+    if (strcmp(tag->str, "unavailable") == 0) {
+        return AGENTS_UNAVAILABLE;
+    }
+    if (strcmp(tag->str, "missing") == 0) {
+        return AGENTS_NOT_FOUND;
+    }
+    json_decref(*agent);
+    *agent = NULL;
+    return AGENTS_STORE_ERROR;
+}
+
+int
+agents_place_args(struct app *app, const char *tenant, const char *name, int group,
+                  int require_available, struct agents_place_args *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (tenant == NULL || name == NULL || !agents_name_ok(name, strlen(name))) {
+        return -1;
+    }
+    if (group) {
+        out->op = "claim";
+        out->nkeys = 2;
+        app_key(app, out->keys[0], sizeof(out->keys[0]), "aidle:%s:%s", tenant, name);
+        app_key(app, out->keys[1], sizeof(out->keys[1]), "agroup:%s:%s", tenant, name);
+        app_key(app, out->args[0], sizeof(out->args[0]), "agent:%s:", tenant);
+        app_key(app, out->args[1], sizeof(out->args[1]), "aidle:%s:", tenant);
+    } else {
+        out->op = "reserve";
+        out->nkeys = 1;
+        app_key(app, out->keys[0], sizeof(out->keys[0]), "agent:%s:%s", tenant, name);
+        app_key(app, out->args[0], sizeof(out->args[0]), "aidle:%s:", tenant);
+        snprintf(out->args[1], sizeof(out->args[1]), "%s", require_available ? "1" : "0");
+    }
+    return 0;
+}
+
 static void
 agents_on_placed(enum store_result res, const struct redisReply *reply, void *arg)
 {
     struct agents_task *t = arg;
     enum agents_result out = AGENTS_STORE_ERROR;
     json_t *agent = NULL;
-    const char *tag;
 
-    if (res == STORE_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
-        reply->element[0]->type == REDIS_REPLY_STRING) {
-        tag = reply->element[0]->str;
-        if (reply->elements == 2) {
-            agent = agents_render(reply->element[1]);
-        }
-        if (strcmp(tag, "ok") == 0 && agent != NULL) {
-            out = AGENTS_OK;
-        } else if (strcmp(tag, "unavailable") == 0) {
-            out = AGENTS_UNAVAILABLE;
-        } else if (strcmp(tag, "missing") == 0) {
-            out = AGENTS_NOT_FOUND;
-        }
+    if (res == STORE_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1) {
+        out = agents_place_result(reply->element[0],
+                                  reply->elements == 2 ? reply->element[1] : NULL, &agent);
     }
     if (out == AGENTS_STORE_ERROR) {
         cglog_warn("agents_placement_failed", "{s:s, s:s, s:s, s:s, s:s}", "op", t->what, "tenant",
                    t->tenant, "name", t->name, "call_id", t->call_id, "error",
                    res == STORE_ERR_REPLY && reply->str != NULL ? reply->str
                                                                 : store_result_text[res]);
-        json_decref(agent);
-        agent = NULL;
     }
     agents_task_finish(t, out, agent);
 }

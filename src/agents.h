@@ -19,6 +19,7 @@
 #include <stddef.h>
 
 struct app;
+struct redisReply;
 struct front_req;
 struct json_t;
 
@@ -49,6 +50,31 @@ typedef void (*agents_cb)(enum agents_result res, struct json_t *agent, void *ar
  */
 void agents_reserve(struct app *app, const char *tenant, const char *agent_id,
                     const char *call_id, int require_available, agents_cb cb, void *arg);
+
+/*
+ * The same two steps inside another script (the placement's begin script,
+ * callrec.c, takes its agent in the same round trip): agents_lua_place
+ * defines the Lua functions
+ *   agents_reserve(agent key, idle prefix, call id, require "1"/"0", call key)
+ *   agents_claim(idle set, members, agent prefix, idle prefix, call id, call key)
+ * each returning {tag, view}; agents_place_args() gives their keys and the
+ * two arguments besides the call id (-1: the name is not a valid id, so no
+ * such agent exists), and agents_place_result() reads the answer (*agent:
+ * a new reference or NULL).
+ */
+extern const char agents_lua_place[];
+
+struct agents_place_args {
+    const char *op;           /* "reserve" or "claim" */
+    int nkeys;
+    char keys[2][256];
+    char args[2][256];
+};
+
+int agents_place_args(struct app *app, const char *tenant, const char *name, int group,
+                      int require_available, struct agents_place_args *out);
+enum agents_result agents_place_result(const struct redisReply *tag,
+                                       const struct redisReply *view, struct json_t **agent);
 
 /* Claim the available agent of group idle longest for call_id (busy from now). */
 void agents_claim_group(struct app *app, const char *tenant, const char *group,

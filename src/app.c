@@ -78,7 +78,17 @@ app_new(struct event_base *base, struct conf *conf, struct route_table *routes)
     app->routes = routes;
     app->store = app_store_new(base, conf);
     app->upstream = upstream_new(base, &uo);
-    app->lua_begin = store_script_new(callrec_lua_begin);
+    {
+        /* The begin script takes the agent too: agents.c's functions first. */
+        size_t a = strlen(agents_lua_place), b = strlen(callrec_lua_begin);
+        char *src = malloc(a + b + 1);
+        if (src != NULL) {
+            memcpy(src, agents_lua_place, a);
+            memcpy(src + a, callrec_lua_begin, b + 1);
+            app->lua_begin = store_script_new(src);
+            free(src);
+        }
+    }
     app->lua_finish = store_script_new(callrec_lua_finish);
     app->lua_event = store_script_new(callrec_lua_event);
     app->lua_list = store_script_new(callrec_lua_list);

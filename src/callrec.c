@@ -84,18 +84,23 @@ call_status_event_type(enum call_status s)
 }
 
 /*
- * begin: mint a call record, claiming the idempotency key first when there is one.
- * KEYS: call, tenant index, [idem]. ARGV: key ttl s, fingerprint, call id,
- * created ms, in-flight limit ms, field, value, ...
+ * begin: mint a call record, claiming the idempotency key first when there
+ * is one, and take the call's agent -- one round trip before any vendor.
+ * It runs with agents.c's placement functions in scope (app.c prepends
+ * agents_lua_place).
+ * KEYS: call, tenant index, idem (a placeholder unless ARGV[6] is "1"),
+ * then the agent step's keys. ARGV: key ttl s, fingerprint, call id,
+ * created ms, in-flight limit ms, "1" with an idempotency key, agent step
+ * ("none", "reserve" or "claim") and its two arguments, then field, value, ...
  * The key lives for the full ttl from the start: an in-flight key older than
  * the in-flight limit belongs to a request that died (a crashed replica) and
  * may have reached a vendor, so it is reported as abandoned rather than
  * expired and claimed again -- a second call is the harm to avoid.
- * Returns {"new"} | {"mismatch"} | {"conflict"} | {"replay", code, body} |
- * {"abandoned", call id}.
+ * Returns {"new"} or {"new", agent tag, agent view} | {"mismatch"} |
+ * {"conflict"} | {"replay", code, body} | {"abandoned", call id}.
  */
 const char callrec_lua_begin[] =
-    "if #KEYS == 3 then\n"
+    "if ARGV[6] == '1' then\n"
     "  local st = redis.call('HGET', KEYS[3], 'state')\n"
     "  if st then\n"
     "    if redis.call('HGET', KEYS[3], 'fp') ~= ARGV[2] then return {'mismatch'} end\n"
@@ -113,9 +118,17 @@ const char callrec_lua_begin[] =
     "             'started', ARGV[4])\n"
     "  redis.call('EXPIRE', KEYS[3], ARGV[1])\n"
     "end\n"
-    "redis.call('HSET', KEYS[1], unpack(ARGV, 6))\n"
+    "redis.call('HSET', KEYS[1], unpack(ARGV, 10))\n"
     "redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])\n"
-    "return {'new'}\n";
+    "local took\n"
+    "if ARGV[7] == 'reserve' then\n"
+    "  took = agents_reserve(KEYS[4], ARGV[8], ARGV[3], ARGV[9], KEYS[1])\n"
+    "elseif ARGV[7] == 'claim' then\n"
+    "  took = agents_claim(KEYS[4], KEYS[5], ARGV[8], ARGV[9], ARGV[3], KEYS[1])\n"
+    "else\n"
+    "  return {'new'}\n"
+    "end\n"
+    "return {'new', took[1], took[2]}\n";
 
 /*
  * finish: record the placement's result and settle the idempotency key.

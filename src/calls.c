@@ -72,6 +72,8 @@ struct place {
     char agent_group[130];        /* the request's "agent_group", or "" */
     unsigned needs;               /* VENDOR_CAP_* bits the call needs */
     json_t *agent;                /* the directory's agent, once reserved or claimed */
+    struct agents_place_args agent_step; /* how begin takes the agent (op NULL: no step) */
+    int agent_invalid;            /* the agent or group name cannot exist */
     int agent_reserved;           /* we made it busy: release unless the call may exist */
     long long inflight[DECIDE_MAX_CANDIDATES * 4]; /* least_busy: per rule vendor */
     int have_inflight;
@@ -546,7 +548,8 @@ place_conclude(struct place *p, enum call_status status, int code, const char *s
 /* ---- attempts ------------------------------------------------------------ */
 
 static void place_next(struct place *p);
-static void place_agent(struct place *p);
+static void place_after_begin(struct place *p, const struct redisReply *reply);
+static int place_needs_available(const struct place *p);
 
 
 static void
@@ -825,8 +828,8 @@ place_on_begin(enum store_result res, const struct redisReply *reply, void *arg)
     if (p->r == NULL) { /* the deadline answered already */
         if (res == STORE_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
             strcmp(reply->element[0]->str, "new") == 0) {
-            /* nothing was sent: give the key back, leave the record unknown->failed */
-            place_conclude(p, CALL_FAILED, 503, "store-unavailable", "store timeout");
+            /* nothing was sent: give the key (and the agent) back, record failed */
+            place_after_begin(p, reply);
             return;
         }
         place_free(p);
@@ -878,7 +881,7 @@ place_on_begin(enum store_result res, const struct redisReply *reply, void *arg)
          * this answer for later replays. This request's own record is dropped. */
         place_abandoned(p, reply->element[1]->str);
     } else if (strcmp(verdict, "new") == 0) {
-        place_agent(p);
+        place_after_begin(p, reply);
     } else {
         place_fail(p, 503, "store-unavailable", "unexpected answer from the call store", NULL,
                    "1");
@@ -889,22 +892,34 @@ static void
 place_begin(struct place *p)
 {
     char keys[3][320], ttl[24], inflight[24], created[24];
-    const char *args[64];
+    const char *args[64], *agent = callrec_field(p->fields, "agent");
     size_t argslen[64];
     const char *k;
     json_t *v;
     int n = 0, nk, i;
 
+    /* The agent is taken in the same script (one round trip). */
+    if (p->agent_group[0] != '\0') {
+        p->agent_invalid =
+            agents_place_args(p->app, p->tenant->id, p->agent_group, 1, 0, &p->agent_step) != 0;
+    } else if (agent != NULL) {
+        p->agent_invalid = agents_place_args(p->app, p->tenant->id, agent, 0,
+                                             place_needs_available(p), &p->agent_step) != 0;
+    }
     app_key(p->app, keys[0], sizeof(keys[0]), "call:%s", p->call_id);
     app_key(p->app, keys[1], sizeof(keys[1]), "calls:%s", p->tenant->id);
-    args[n++] = keys[0];
-    args[n++] = keys[1];
-    nk = 2;
     if (p->idem_key[0] != '\0') {
         util_strlcpy(keys[2], p->idem_key, sizeof(keys[2]));
-        args[n++] = keys[2];
-        nk = 3;
+    } else {
+        app_key(p->app, keys[2], sizeof(keys[2]), "idem:-");
     }
+    args[n++] = keys[0];
+    args[n++] = keys[1];
+    args[n++] = keys[2];
+    for (i = 0; p->agent_step.op != NULL && i < p->agent_step.nkeys; i++) {
+        args[n++] = p->agent_step.keys[i];
+    }
+    nk = n;
     snprintf(ttl, sizeof(ttl), "%ld", p->conf->idempotency.ttl_s);
     snprintf(created, sizeof(created), "%lld", (long long)util_now_ms());
     snprintf(inflight, sizeof(inflight), "%ld", p->conf->idempotency.in_flight_s * 1000);
@@ -913,6 +928,10 @@ place_begin(struct place *p)
     args[n++] = p->call_id;
     args[n++] = created;
     args[n++] = inflight;
+    args[n++] = p->idem_key[0] != '\0' ? "1" : "0";
+    args[n++] = p->agent_step.op != NULL ? p->agent_step.op : "none";
+    args[n++] = p->agent_step.op != NULL ? p->agent_step.args[0] : "";
+    args[n++] = p->agent_step.op != NULL ? p->agent_step.args[1] : "";
     json_object_foreach(p->fields, k, v) {
         if (n + 2 > (int)(sizeof(args) / sizeof(args[0]))) {
             break;
@@ -1074,21 +1093,12 @@ place_load(struct place *p)
     place_read_load(p, place_on_inflight, p);
 }
 
+/* The begin script took (or could not take) the call's agent. */
 static void
-place_on_agent_written(enum store_result res, const struct redisReply *reply, void *arg)
+place_took_agent(struct place *p, enum agents_result res, json_t *agent)
 {
-    (void)res;
-    (void)reply;
-    (void)arg;
-}
-
-static void
-place_on_agent(enum agents_result res, json_t *agent, void *arg)
-{
-    struct place *p = arg;
     const char *id;
 
-    p->store_pending = 0;
     if (res == AGENTS_OK) {
         p->agent = json_incref(agent);
         p->agent_reserved = 1;
@@ -1102,23 +1112,9 @@ place_on_agent(enum agents_result res, json_t *agent, void *arg)
         return;
     }
     switch (res) {
-    case AGENTS_OK: {
-        /* The record learns now that it holds an agent, before any vendor can
-         * answer: a terminal webhook then frees the agent even if it beats the
-         * finish write. Same connection, so it lands first. */
-        char key[256];
-        const char *argv[6];
-        app_key(p->app, key, sizeof(key), "call:%s", p->call_id);
-        argv[0] = "HSET";
-        argv[1] = key;
-        argv[2] = "agent";
-        argv[3] = callrec_field(p->fields, "agent");
-        argv[4] = "agent_reserved";
-        argv[5] = "1";
-        store_cmd_argv(p->app->store, 6, argv, NULL, place_on_agent_written, NULL);
+    case AGENTS_OK:
         place_load(p);
         return;
-    }
     case AGENTS_NOT_FOUND:
         if (p->agent_group[0] == '\0' && p->tenant->agents_pass_through) {
             place_load(p); /* the id goes to the vendors as it is */
@@ -1146,23 +1142,29 @@ place_needs_available(const struct place *p)
     return p->rule != NULL && p->pinned[0] == '\0' && p->rule->require_agent_available;
 }
 
-/* After the record exists: reserve the agent (or claim one of the group). */
+/* After begin said "new": what became of the agent step (its answer in reply). */
 static void
-place_agent(struct place *p)
+place_after_begin(struct place *p, const struct redisReply *reply)
 {
-    const char *agent = callrec_field(p->fields, "agent");
+    json_t *agent = NULL;
+    enum agents_result res;
 
-    if (p->agent_group[0] != '\0') {
-        p->store_pending = 1;
-        agents_claim_group(p->app, p->tenant->id, p->agent_group, p->call_id, place_on_agent, p);
-    } else if (agent != NULL) {
-        p->store_pending = 1;
-        agents_reserve(p->app, p->tenant->id, agent, p->call_id,
-                       place_needs_available(p),
-                       place_on_agent, p);
-    } else {
-        place_load(p);
+    if (p->agent_step.op == NULL) {
+        if (p->agent_invalid) {
+            place_took_agent(p, AGENTS_NOT_FOUND, NULL);
+        } else if (p->r == NULL) {
+            place_conclude(p, CALL_FAILED, 503, "store-unavailable", "store timeout");
+        } else {
+            place_load(p);
+        }
+        return;
     }
+    res = reply->elements >= 2
+              ? agents_place_result(reply->element[1],
+                                    reply->elements >= 3 ? reply->element[2] : NULL, &agent)
+              : AGENTS_STORE_ERROR;
+    place_took_agent(p, res, agent);
+    json_decref(agent);
 }
 
 void
