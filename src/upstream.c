@@ -57,6 +57,8 @@ const char *const upstream_result_text[UPSTREAM_RESULT_MAX] = {
     [UPSTREAM_ERR_INTERNAL] = "internal",
 };
 
+#define UPSTREAM_IDLE_HANDLES 256 /* easy handles kept for reuse */
+
 /* One socket libcurl asked us to watch. */
 struct upstream_sock {
     struct upstream *up;        /* owner */
@@ -80,6 +82,11 @@ struct upstream {
 
     upstream_addr_filter addr_filter; /* asked before every connect, or NULL */
     void *addr_filter_arg;
+
+    /* Finished easy handles kept for the next transfers: curl_easy_init()
+     * allocates and sets up a large handle, curl_easy_reset() only clears it. */
+    CURL *idle[UPSTREAM_IDLE_HANDLES];
+    int nidle;
 };
 
 struct upstream_req {
@@ -216,7 +223,12 @@ upstream_unlink_req(struct upstream *up, struct upstream_req *r)
 static void
 upstream_req_free(struct upstream_req *r)
 {
-    if (r->easy != NULL) {
+    struct upstream *up = r->up;
+
+    if (r->easy != NULL && !up->closing && up->nidle < UPSTREAM_IDLE_HANDLES) {
+        curl_easy_reset(r->easy);
+        up->idle[up->nidle++] = r->easy;
+    } else if (r->easy != NULL) {
         curl_easy_cleanup(r->easy);
     }
     if (r->resume_ev != NULL) {
@@ -931,6 +943,9 @@ error:
 static void
 upstream_destroy(struct upstream *up)
 {
+    while (up->nidle > 0) {
+        curl_easy_cleanup(up->idle[--up->nidle]);
+    }
     /* the socket callback may run during cleanup: base and events still live */
     curl_multi_cleanup(up->multi);
     up->multi = NULL;
@@ -1041,7 +1056,7 @@ upstream_start(struct upstream *up, const struct upstream_request *req, upstream
             goto error;
         }
     }
-    r->easy = e = curl_easy_init();
+    r->easy = e = up->nidle > 0 ? up->idle[--up->nidle] : curl_easy_init();
     if (e == NULL) {
         goto error;
     }
