@@ -58,6 +58,21 @@ app_store_new(struct event_base *base, const struct conf *c)
     return store_new(base, &o);
 }
 
+struct event_base *
+app_event_base_new(void)
+{
+    struct event_config *cfg = event_config_new();
+    struct event_base *base;
+
+    if (cfg == NULL) {
+        return NULL;
+    }
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    return base;
+}
+
 struct app *
 app_new(struct event_base *base, struct conf *conf, struct route_table *routes)
 {

@@ -58,6 +58,7 @@ const char *const upstream_result_text[UPSTREAM_RESULT_MAX] = {
 };
 
 #define UPSTREAM_IDLE_HANDLES 256 /* easy handles kept for reuse */
+#define UPSTREAM_IDLE_CONNECTIONS 512 /* kept-alive connections, without a total cap */
 
 /* One socket libcurl asked us to watch. */
 struct upstream_sock {
@@ -923,6 +924,13 @@ upstream_new(struct event_base *base, const struct upstream_opts *opts)
         mc |= curl_multi_setopt(up->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
                                 opts->max_total_connections);
     }
+    /* libcurl sizes its idle-connection cache at 4 per transfer running, so
+     * when load dips it closes kept-alive vendor connections and opens new
+     * ones a moment later (each a dozen syscalls). Keep them. */
+    mc |= curl_multi_setopt(up->multi, CURLMOPT_MAXCONNECTS,
+                            opts != NULL && opts->max_total_connections > 0
+                                ? opts->max_total_connections
+                                : UPSTREAM_IDLE_CONNECTIONS);
     if (mc != CURLM_OK) {
         goto error;
     }
