@@ -191,20 +191,30 @@ rig_ticks() {
 
 RIG_HZ=$(getconf CLK_TCK)
 
+# "busy total" jiffies of one CPU from /proc/stat.
+rig_cpu_jiffies() {
+  awk -v c="cpu$1" '$1 == c { t = 0; for (i = 2; i <= 9; i++) t += $i; print t - $5 - $6, t }' /proc/stat
+}
+
 # rig_wrk URL CONNS SECS PIDS...: one wrk run with calls.lua on the harness
 # core. Sets RIG_RPS RIG_REQS RIG_P50 RIG_P99 RIG_ERRS RIG_CPU (µs per request
-# of PIDS and their children).
+# of PIDS and their children), RIG_HBUSY RIG_SBUSY (% busy of the harness and
+# SUT cores, whoever used them: other processes on the machine show there).
 rig_wrk() {
-  local url=$1 conns=$2 secs=$3 t0 t1 out line
+  local url=$1 conns=$2 secs=$3 t0 t1 out line h0 h1 s0 s1
   shift 3
+  h0=$(rig_cpu_jiffies "$RIG_HARNESS_CPU"); s0=$(rig_cpu_jiffies "$RIG_SUT_CPU")
   t0=$(rig_ticks "$@")
   out=$(taskset -c "$RIG_HARNESS_CPU" wrk -t "$RIG_WRK_THREADS" -c "$conns" -d "${secs}s" \
         --latency -s "$RIG_DIR/calls.lua" "$url" 2>&1) || true
   t1=$(rig_ticks "$@")
+  h1=$(rig_cpu_jiffies "$RIG_HARNESS_CPU"); s1=$(rig_cpu_jiffies "$RIG_SUT_CPU")
+  RIG_HBUSY=$(printf '%s %s\n' "$h0" "$h1" | awk '{ printf "%.0f", ($4 > $2 ? 100 * ($3 - $1) / ($4 - $2) : 0) }')
+  RIG_SBUSY=$(printf '%s %s\n' "$s0" "$s1" | awk '{ printf "%.0f", ($4 > $2 ? 100 * ($3 - $1) / ($4 - $2) : 0) }')
   line=$(grep '^RESULT' <<<"$out" || true)
   if [ -z "$line" ]; then
     echo "wrk failed: $out" >&2
-    RIG_RPS=0 RIG_REQS=0 RIG_P50=0 RIG_P99=0 RIG_ERRS=-1 RIG_CPU=0
+    RIG_RPS=0 RIG_REQS=0 RIG_P50=0 RIG_P99=0 RIG_ERRS=-1 RIG_CPU=0 RIG_HBUSY=0 RIG_SBUSY=0
     return 1
   fi
   RIG_RPS=$(sed 's/.*rps=\([0-9]*\).*/\1/' <<<"$line")
