@@ -26,7 +26,7 @@ command -v strace >/dev/null || { echo "strace is needed" >&2; exit 2; }
 
 rig_deps
 cg_build plain
-ulimit -n 65536 2>/dev/null || true
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 RIG_RUN=$(mktemp -d /tmp/callgate-profile.XXXXXX)
 chmod 755 "$RIG_RUN"
 out=${CG_BENCH_OUT:-$RIG_RUN}

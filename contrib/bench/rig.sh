@@ -157,8 +157,12 @@ rig_callgate() {
   taskset -c "$RIG_SUT_CPU" "$bin/src/callgate" -c "$conf" >>"$RIG_RUN/callgate.log" 2>&1 &
   RIG_GW_PID=$!
   RIG_PIDS+=("$RIG_GW_PID")
-  cg_wait_port "$RIG_GW_PORT" || return 1
-  for _ in $(seq 1 100); do
+  # Up to a minute: 10,000 tenants take seconds to check (scale.sh).
+  for _ in $(seq 1 6); do
+    cg_wait_port "$RIG_GW_PORT" && break
+    kill -0 "$RIG_GW_PID" 2>/dev/null || return 1
+  done
+  for _ in $(seq 1 300); do
     curl -sf "http://127.0.0.1:$RIG_GW_PORT/readyz" >/dev/null && { rig_agent; return; }
     sleep 0.1
   done
