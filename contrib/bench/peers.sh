@@ -79,9 +79,10 @@ for r in $(seq 1 "$rounds"); do
       p=${peers[$(((i + r - 1) % n))]}
       before_run "$p"
       rig_wrk "${url[$p]}" "$c" "$secs" "${pids[$p]}" || true
-      for f in RPS P50 P99 ERRS CPU HBUSY SBUSY; do v="RIG_$f"; R[$p,$c,$r,$f]=${!v}; done
-      printf 'round %d c=%-4s %-9s req/s=%-7s p50=%-7s p99=%-8s errors=%-5s cpu_us/req=%-6s cores%%=%s/%s\n' \
-        "$r" "$c" "$p" "$RIG_RPS" "$RIG_P50" "$RIG_P99" "$RIG_ERRS" "$RIG_CPU" "$RIG_HBUSY" "$RIG_SBUSY" >&2
+      for f in RPS P50 P99 ERRS CPU HBUSY SBUSY OWN; do v="RIG_$f"; R[$p,$c,$r,$f]=${!v}; done
+      printf 'round %d c=%-4s %-9s req/s=%-7s p50=%-7s p99=%-8s errors=%-5s cpu_us/req=%-6s own%%=%-3s cores%%=%s/%s\n' \
+        "$r" "$c" "$p" "$RIG_RPS" "$RIG_P50" "$RIG_P99" "$RIG_ERRS" "$RIG_CPU" "$RIG_OWN" "$RIG_HBUSY" \
+        "$RIG_SBUSY" >&2
     done
   done
 done
@@ -101,17 +102,17 @@ ratio() {
 echo
 echo "callgate peers: POST /v1/calls, ${secs} s runs, median of $rounds rounds;" \
      "wrk -t$RIG_WRK_THREADS + stub + Redis on CPU $RIG_HARNESS_CPU, peer on CPU $RIG_SUT_CPU"
-printf '%-6s %-9s %9s %8s %8s %7s %11s %7s %7s   %s\n' conns peer req/s p50_ms p99_ms errors \
-  cpu_us/req harn% sut% "req/s of the rounds"
+printf '%-6s %-9s %9s %8s %8s %7s %11s %5s %6s %5s   %s\n' conns peer req/s p50_ms p99_ms errors \
+  cpu_us/req own% harn% sut% "req/s of the rounds"
 for c in "${conns[@]}"; do
   for p in "${peers[@]}"; do
     all=""; errs=0
     for r in $(seq 1 "$rounds"); do
       all="$all${all:+, }${R[$p,$c,$r,RPS]}"; errs=$((errs + R[$p,$c,$r,ERRS]))
     done
-    printf '%-6s %-9s %9s %8s %8s %7s %11s %7s %7s   %s\n' "$c" "$p" "$(field "$p" "$c" RPS)" \
+    printf '%-6s %-9s %9s %8s %8s %7s %11s %5s %6s %5s   %s\n' "$c" "$p" "$(field "$p" "$c" RPS)" \
       "$(field "$p" "$c" P50)" "$(field "$p" "$c" P99)" "$errs" "$(field "$p" "$c" CPU)" \
-      "$(field "$p" "$c" HBUSY)" "$(field "$p" "$c" SBUSY)" "$all"
+      "$(field "$p" "$c" OWN)" "$(field "$p" "$c" HBUSY)" "$(field "$p" "$c" SBUSY)" "$all"
   done
 done
 echo

@@ -203,7 +203,8 @@ rig_cpu_jiffies() {
 # rig_wrk URL CONNS SECS PIDS...: one wrk run with calls.lua on the harness
 # core. Sets RIG_RPS RIG_REQS RIG_P50 RIG_P99 RIG_ERRS RIG_CPU (µs per request
 # of PIDS and their children), RIG_HBUSY RIG_SBUSY (% busy of the harness and
-# SUT cores, whoever used them: other processes on the machine show there).
+# SUT cores, whoever used them: other processes on the machine show there),
+# RIG_OWN (% of one core the PIDS used).
 rig_wrk() {
   local url=$1 conns=$2 secs=$3 t0 t1 out line h0 h1 s0 s1
   shift 3
@@ -218,7 +219,7 @@ rig_wrk() {
   line=$(grep '^RESULT' <<<"$out" || true)
   if [ -z "$line" ]; then
     echo "wrk failed: $out" >&2
-    RIG_RPS=0 RIG_REQS=0 RIG_P50=0 RIG_P99=0 RIG_ERRS=-1 RIG_CPU=0 RIG_HBUSY=0 RIG_SBUSY=0
+    RIG_RPS=0 RIG_REQS=0 RIG_P50=0 RIG_P99=0 RIG_ERRS=-1 RIG_CPU=0 RIG_HBUSY=0 RIG_SBUSY=0 RIG_OWN=0
     return 1
   fi
   RIG_RPS=$(sed 's/.*rps=\([0-9]*\).*/\1/' <<<"$line")
@@ -226,6 +227,7 @@ rig_wrk() {
   RIG_P50=$(sed 's/.*p50_ms=\([0-9.]*\).*/\1/' <<<"$line")
   RIG_P99=$(sed 's/.*p99_ms=\([0-9.]*\).*/\1/' <<<"$line")
   RIG_ERRS=$(sed 's/.*errors=\([0-9]*\).*/\1/' <<<"$line")
+  RIG_OWN=$(awk -v d=$((t1 - t0)) -v hz="$RIG_HZ" -v s="$secs" 'BEGIN { printf "%.0f", 100 * d / hz / s }')
   RIG_CPU=$(awk -v d=$((t1 - t0)) -v hz="$RIG_HZ" -v n="$RIG_REQS" \
             'BEGIN { printf "%.1f", (n > 0 ? d * 1e6 / hz / n : 0) }')
 }
