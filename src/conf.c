@@ -932,11 +932,121 @@ conf_parse_tenant(struct conf_check *ck, struct conf *c, struct conf_tenant *t, 
     conf_parse_tenant_vendors(ck, c, t, field, json_object_get(obj, "vendors"));
 }
 
+/* ---- tenant indexes --------------------------------------------------------- */
+
+static int
+conf_index_cmp(const void *a, const void *b)
+{
+    const struct conf_index *x = a, *y = b;
+    int d = strcmp(x->vendor, y->vendor);
+
+    if (d == 0) {
+        d = strcmp(x->name, y->name);
+    }
+    if (d == 0) {
+        d = x->order < y->order ? -1 : x->order > y->order;
+    }
+    return d;
+}
+
+/*
+ * Sort idx and report every entry equal to the one before it (a later
+ * tenant reusing what an earlier one has) with fmt (tenant ids as %s).
+ */
+static void
+conf_index_sort(struct conf_check *ck, struct conf_index *idx, size_t n, const char *what)
+{
+    size_t i;
+
+    qsort(idx, n, sizeof(*idx), conf_index_cmp);
+    for (i = 1; i < n; i++) {
+        if (strcmp(idx[i].vendor, idx[i - 1].vendor) == 0 &&
+            strcmp(idx[i].name, idx[i - 1].name) == 0) {
+            char path[128];
+            snprintf(path, sizeof(path), "tenants.%s", idx[i].tenant->id);
+            if (strcmp(what, "id") == 0) {
+                conf_err(ck, path, "duplicate tenant id");
+            } else if (strcmp(what, "key") == 0) {
+                conf_err(ck, path, "api_key_sha256 is also used by tenant %s",
+                         idx[i - 1].tenant->id);
+            } else {
+                conf_err(ck, path, "webhook_token for %s is also used by tenant %s",
+                         idx[i].vendor, idx[i - 1].tenant->id);
+            }
+        }
+    }
+}
+
+/* Ids, API keys and webhook tokens must be unique across tenants; index them. */
+static void
+conf_build_indexes(struct conf_check *ck, struct conf *c)
+{
+    size_t i, j, nkeys = 0, ntokens = 0;
+
+    for (i = 0; i < c->ntenants; i++) {
+        nkeys += c->tenants[i].nkeys;
+        ntokens += c->tenants[i].nvendors;
+    }
+    c->by_id = calloc(c->ntenants + 1, sizeof(*c->by_id));
+    c->by_key = calloc(nkeys + 1, sizeof(*c->by_key));
+    c->by_token = calloc(ntokens + 1, sizeof(*c->by_token));
+    if (c->by_id == NULL || c->by_key == NULL || c->by_token == NULL) {
+        conf_err(ck, "tenants", "out of memory");
+        return;
+    }
+    for (i = 0; i < c->ntenants; i++) {
+        const struct conf_tenant *t = &c->tenants[i];
+        if (t->id == NULL) {
+            continue;
+        }
+        c->by_id[c->nby_id++] = (struct conf_index){"", t->id, t, i};
+        for (j = 0; j < t->nkeys; j++) {
+            c->by_key[c->nby_key++] = (struct conf_index){"", t->key_sha256[j], t, i};
+        }
+        for (j = 0; j < t->nvendors; j++) {
+            const struct conf_tenant_vendor *tv = &t->vendors[j];
+            char *h;
+            if (tv->webhook_token == NULL || tv->vendor == NULL ||
+                (h = malloc(CRYPTO_SHA256_HEX_LEN + 1)) == NULL) {
+                continue;
+            }
+            crypto_sha256_hex(tv->webhook_token, strlen(tv->webhook_token), h);
+            c->by_token[c->nby_token++] = (struct conf_index){tv->vendor, h, t, i};
+        }
+    }
+    conf_index_sort(ck, c->by_id, c->nby_id, "id");
+    conf_index_sort(ck, c->by_key, c->nby_key, "key");
+    conf_index_sort(ck, c->by_token, c->nby_token, "token");
+}
+
+/* The first entry of idx (sorted) for vendor + name, or NULL. */
+static const struct conf_index *
+conf_index_find(const struct conf_index *idx, size_t n, const char *vendor, const char *name)
+{
+    size_t lo = 0, hi = n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int d = strcmp(idx[mid].vendor, vendor);
+        if (d == 0) {
+            d = strcmp(idx[mid].name, name);
+        }
+        if (d < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo < n && strcmp(idx[lo].vendor, vendor) == 0 && strcmp(idx[lo].name, name) == 0
+               ? &idx[lo]
+               : NULL;
+}
+
 static void
 conf_parse_tenants(struct conf_check *ck, struct conf *c, json_t *root)
 {
     json_t *list = json_object_get(root, "tenants"), *item;
-    size_t i, j, k, v;
+    size_t i;
 
     if (list == NULL) {
         conf_err(ck, "tenants", "is required");
@@ -960,35 +1070,7 @@ conf_parse_tenants(struct conf_check *ck, struct conf *c, json_t *root)
         conf_parse_tenant(ck, c, &c->tenants[c->ntenants], item, i);
         c->ntenants++;
     }
-    /* Cross-tenant rules: ids, API keys and webhook tokens must be unique. */
-    for (i = 0; i < c->ntenants; i++) {
-        for (j = i + 1; j < c->ntenants; j++) {
-            struct conf_tenant *a = &c->tenants[i], *b = &c->tenants[j];
-            char path[128];
-            snprintf(path, sizeof(path), "tenants.%s", b->id != NULL ? b->id : "?");
-            if (a->id != NULL && b->id != NULL && strcmp(a->id, b->id) == 0) {
-                conf_err(ck, path, "duplicate tenant id");
-            }
-            for (k = 0; k < a->nkeys; k++) {
-                for (v = 0; v < b->nkeys; v++) {
-                    if (strcmp(a->key_sha256[k], b->key_sha256[v]) == 0) {
-                        conf_err(ck, path, "api_key_sha256 is also used by tenant %s", a->id);
-                    }
-                }
-            }
-            for (k = 0; k < a->nvendors; k++) {
-                for (v = 0; v < b->nvendors; v++) {
-                    const struct conf_tenant_vendor *x = &a->vendors[k], *y = &b->vendors[v];
-                    if (x->webhook_token != NULL && y->webhook_token != NULL &&
-                        strcmp(x->vendor, y->vendor) == 0 &&
-                        strcmp(x->webhook_token, y->webhook_token) == 0) {
-                        conf_err(ck, path, "webhook_token for %s is also used by tenant %s",
-                                 x->vendor, a->id);
-                    }
-                }
-            }
-        }
-    }
+    conf_build_indexes(ck, c);
 }
 
 /* "breaker": when a vendor's circuit opens, and for how long (breaker.h). */
@@ -1146,6 +1228,12 @@ conf_free(struct conf *c)
 {
     size_t i, j;
 
+    for (i = 0; i < c->nby_token; i++) {
+        free(c->by_token[i].name);
+    }
+    free(c->by_token);
+    free(c->by_key);
+    free(c->by_id);
     free(c->path);
     free(c->listen_host);
     free(c->admin_listen_host);
@@ -1223,14 +1311,9 @@ conf_vendor_find(const struct conf *c, const char *name)
 const struct conf_tenant *
 conf_tenant_find(const struct conf *c, const char *id)
 {
-    size_t i;
+    const struct conf_index *e = id != NULL ? conf_index_find(c->by_id, c->nby_id, "", id) : NULL;
 
-    for (i = 0; i < c->ntenants; i++) {
-        if (c->tenants[i].id != NULL && strcmp(c->tenants[i].id, id) == 0) {
-            return &c->tenants[i];
-        }
-    }
-    return NULL;
+    return e != NULL ? e->tenant : NULL;
 }
 
 const struct conf_tenant_vendor *
@@ -1246,39 +1329,37 @@ conf_tenant_vendor(const struct conf_tenant *t, const char *vendor)
     return NULL;
 }
 
-/* Every entry is compared, match or not, so timing does not reveal which tenant matched. */
+/*
+ * By the key's SHA-256: looking a hash up reveals nothing of the secret
+ * behind it (a caller can compute the hash of whatever it sends), and the
+ * match is confirmed in constant time.
+ */
 const struct conf_tenant *
 conf_tenant_by_key(const struct conf *c, const char *key_sha256)
 {
-    const struct conf_tenant *found = NULL;
-    size_t i, j, klen = strlen(key_sha256);
+    const struct conf_index *e = conf_index_find(c->by_key, c->nby_key, "", key_sha256);
 
-    for (i = 0; i < c->ntenants; i++) {
-        for (j = 0; j < c->tenants[i].nkeys; j++) {
-            const char *h = c->tenants[i].key_sha256[j];
-            if (crypto_equal(h, strlen(h), key_sha256, klen) && found == NULL) {
-                found = &c->tenants[i];
-            }
-        }
-    }
-    return found;
+    return e != NULL && crypto_equal(e->name, strlen(e->name), key_sha256, strlen(key_sha256))
+               ? e->tenant
+               : NULL;
 }
 
+/* The same for webhook tokens: by their SHA-256, confirmed on the token itself. */
 const struct conf_tenant *
 conf_tenant_by_webhook_token(const struct conf *c, const char *vendor, const char *token)
 {
-    const struct conf_tenant *found = NULL;
-    size_t i, tlen = strlen(token);
+    char h[CRYPTO_SHA256_HEX_LEN + 1];
+    const struct conf_index *e;
+    const struct conf_tenant_vendor *tv;
 
-    for (i = 0; i < c->ntenants; i++) {
-        const struct conf_tenant_vendor *tv = conf_tenant_vendor(&c->tenants[i], vendor);
-        if (tv != NULL && tv->webhook_token != NULL &&
-            crypto_equal(tv->webhook_token, strlen(tv->webhook_token), token, tlen) &&
-            found == NULL) {
-            found = &c->tenants[i];
-        }
-    }
-    return found;
+    crypto_sha256_hex(token, strlen(token), h);
+    e = conf_index_find(c->by_token, c->nby_token, vendor, h);
+    tv = e != NULL ? conf_tenant_vendor(e->tenant, vendor) : NULL;
+    return tv != NULL && tv->webhook_token != NULL &&
+                   crypto_equal(tv->webhook_token, strlen(tv->webhook_token), token,
+                                strlen(token))
+               ? e->tenant
+               : NULL;
 }
 
 char *

@@ -149,6 +149,19 @@ struct conf {
     size_t nvendors;
     struct conf_tenant *tenants;
     size_t ntenants;
+
+    /* Sorted lookups, so that 10,000 tenants cost what 10 do (conf.c). */
+    struct conf_index *by_id;      /* tenant id */
+    struct conf_index *by_key;     /* API key SHA-256 */
+    struct conf_index *by_token;   /* vendor + SHA-256 of the webhook token */
+    size_t nby_id, nby_key, nby_token;
+};
+
+struct conf_index {
+    const char *vendor;            /* by_token only, else "" */
+    char *name;                    /* the id or hash (owned by by_token, else borrowed) */
+    const struct conf_tenant *tenant;
+    size_t order;                  /* the tenant's place in the file (for messages) */
 };
 
 /*
@@ -170,14 +183,15 @@ const struct conf_tenant_vendor *conf_tenant_vendor(const struct conf_tenant *t,
                                                     const char *vendor);
 
 /*
- * The tenant whose API key hashes to key_sha256 (hex), compared in constant
- * time against every configured hash, or NULL.
+ * The tenant whose API key hashes to key_sha256 (hex), or NULL: a sorted
+ * lookup by the hash (which reveals nothing of the key), then a
+ * constant-time comparison.
  */
 const struct conf_tenant *conf_tenant_by_key(const struct conf *c, const char *key_sha256);
 
 /*
- * The tenant whose webhook token for vendor equals token (constant-time
- * comparison against every tenant's token), or NULL.
+ * The tenant whose webhook token for vendor equals token, or NULL: looked up
+ * by the token's SHA-256, then compared in constant time.
  */
 const struct conf_tenant *conf_tenant_by_webhook_token(const struct conf *c, const char *vendor,
                                                        const char *token);
