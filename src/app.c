@@ -18,7 +18,7 @@
 #include "cglog.h"
 #include "conf.h"
 #include "front.h"
-#include "limits.h"
+#include "throttle.h"
 #include "relay.h"
 #include "routes.h"
 #include "store.h"
@@ -107,7 +107,7 @@ app_new(struct event_base *base, struct conf *conf, struct route_table *routes)
     app->lua_finish = store_script_new(callrec_lua_finish);
     app->lua_event = store_script_new(callrec_lua_event);
     app->lua_list = store_script_new(callrec_lua_list);
-    app->lua_limits = store_script_new(limits_lua_take);
+    app->lua_throttle = store_script_new(throttle_lua_take);
     app->retry_budget = retry_budget_new();
     app->relay = relay_new(app);
     app->vhealth = vhealth_new(app);
@@ -123,7 +123,7 @@ app_new(struct event_base *base, struct conf *conf, struct route_table *routes)
     }
     if (app->store == NULL || app->upstream == NULL || app->lua_begin == NULL ||
         app->lua_finish == NULL || app->lua_event == NULL || app->lua_list == NULL ||
-        app->lua_limits == NULL || app->retry_budget == NULL || app->relay == NULL || app->vhealth == NULL || app->breaker == NULL) {
+        app->lua_throttle == NULL || app->retry_budget == NULL || app->relay == NULL || app->vhealth == NULL || app->breaker == NULL) {
         cglog_error("startup_failed", "{s:s}", "reason", "out of memory");
         app_free(app);
         return NULL;
@@ -312,7 +312,7 @@ app_free(struct app *app)
     store_script_free(app->lua_finish);
     store_script_free(app->lua_event);
     store_script_free(app->lua_list);
-    store_script_free(app->lua_limits);
+    store_script_free(app->lua_throttle);
     retry_budget_free(app->retry_budget);
     agents_free_scripts(app);
     if (app->drain_timer != NULL) {

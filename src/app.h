@@ -33,7 +33,7 @@ struct app {
     struct store_script *lua_finish;
     struct store_script *lua_event;
     struct store_script *lua_list;
-    struct store_script *lua_limits; /* limits.c: buckets and leases */
+    struct store_script *lua_throttle; /* limits.c: buckets and leases */
     struct retry_budget *retry_budget; /* failover allowance (this replica) */
     int draining;                /* SIGTERM seen: readyz 503, no new work */
     struct event *drain_timer;

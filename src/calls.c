@@ -42,7 +42,7 @@
 #include "decide.h"
 #include "front.h"
 #include "gw.h"
-#include "limits.h"
+#include "throttle.h"
 #include "phone.h"
 #include "problem.h"
 #include "routes.h"
@@ -85,7 +85,7 @@ struct place {
     struct upstream_req *up;      /* running vendor attempt */
     struct vendor_http http;
     const char *vendor;           /* vendor of the running attempt */
-    struct limits_lease lease;    /* the vendor cap held by the running attempt */
+    struct throttle_lease lease;    /* the vendor cap held by the running attempt */
     int leased;                   /* ... when set */
     int sent;                     /* vendor requests sent for this call */
     long throttled_ms;            /* a vendor cap refused: when to retry (ms) */
@@ -310,7 +310,7 @@ static void
 place_release(struct place *p)
 {
     if (p->leased) {
-        limits_vendor_release(p->app, &p->lease);
+        throttle_vendor_release(p->app, &p->lease);
         p->leased = 0;
     }
 }
@@ -710,7 +710,7 @@ place_send(struct place *p, const char *name)
 
 /* The vendor caps answered for the candidate before p->next. */
 static void
-place_on_slot(enum limits_verdict v, long retry_ms, void *arg)
+place_on_slot(enum throttle_verdict v, long retry_ms, void *arg)
 {
     struct place *p = arg;
     const char *name = p->candidates[p->next - 1];
@@ -722,9 +722,9 @@ place_on_slot(enum limits_verdict v, long retry_ms, void *arg)
         place_conclude(p, CALL_FAILED, 503, "store-unavailable", "store timeout");
         return;
     }
-    if (v != LIMITS_OK) {
+    if (v != THROTTLE_OK) {
         snprintf(detail, sizeof(detail), "not tried: this vendor's %s cap is reached",
-                 v == LIMITS_CONCURRENCY ? "concurrency" : "calls-per-second");
+                 v == THROTTLE_CONCURRENCY ? "concurrency" : "calls-per-second");
         place_add_attempt(p, name, "unavailable", 0, detail, 0);
         if (retry_ms > p->throttled_ms) {
             p->throttled_ms = retry_ms;
@@ -781,10 +781,10 @@ place_next(struct place *p)
         if (p->from[0] == '\0' && ctx.from_number != NULL) {
             json_object_set_new(p->fields, "from", json_string(ctx.from_number));
         }
-        if (limits_vendor_applies(cv)) {
+        if (throttle_vendor_applies(cv)) {
             snprintf(p->lease.member, sizeof(p->lease.member), "%s:%zu", p->call_id, p->next);
             p->store_pending = 1;
-            limits_vendor_acquire(p->app, cv, ctx.api_key, &p->lease, place_on_slot, p);
+            throttle_vendor_acquire(p->app, cv, ctx.api_key, &p->lease, place_on_slot, p);
             return;
         }
         if (place_send(p, name) == 0) {

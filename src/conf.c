@@ -1091,7 +1091,7 @@ conf_parse_breaker(struct conf_check *ck, struct conf *c, json_t *root)
     c->breaker.open_ms = conf_int(ck, "breaker", b, "open_ms", 30000, 100, 3600000);
 }
 
-/* "retry_budget": how much failover may add to the vendors' load (limits.h). */
+/* "retry_budget": how much failover may add to the vendors' load (throttle.h). */
 static void
 conf_parse_retry_budget(struct conf_check *ck, struct conf *c, json_t *root)
 {

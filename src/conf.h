@@ -34,7 +34,7 @@ struct conf_vendor {
     size_t nrecording_hosts;
     long recording_timeout_ms; /* whole recording download */
     long health_interval_ms; /* between health probes (adapters that have one); 0 = off */
-    /* Caps shared by every replica through Redis, per vendor account (limits.h). */
+    /* Caps shared by every replica through Redis, per vendor account (throttle.h). */
     long max_concurrent;     /* placement requests outstanding at once; 0 = no cap */
     double max_calls_per_s;  /* placement requests per second; 0 = no cap */
     double calls_burst;      /* ... and how many may come at once */
@@ -61,7 +61,7 @@ struct conf_tenant {
     size_t nsecrets;
     int agents_pass_through;           /* an agent id not in the directory is sent to the
                                           vendor as is (else 404) */
-    struct {                           /* token buckets shared by every replica (limits.h) */
+    struct {                           /* token buckets shared by every replica (throttle.h) */
         double requests_per_s;         /* every API request; 0 = no limit */
         double burst;
         double calls_per_s;            /* POST /v1/calls, on top of that; 0 = no limit */
@@ -139,7 +139,7 @@ struct conf {
         long open_ms;                /* open this long before one probe goes through */
     } breaker;
 
-    struct {                         /* failover attempts, per replica (limits.h) */
+    struct {                         /* failover attempts, per replica (throttle.h) */
         int ratio_pct;               /* at most this share of first attempts ... */
         double min_per_s;            /* ... plus this many per second */
         int window_s;                /* over this sliding window */

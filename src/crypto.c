@@ -6,7 +6,10 @@
  */
 #include "crypto.h"
 
+#include <errno.h>
 #include <limits.h>
+#include <pthread.h>
+#include <sys/random.h>
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
@@ -191,21 +194,71 @@ crypto_equal(const void *a, size_t alen, const void *b, size_t blen)
     return (int)(((acc - 1) >> 8) & 1);
 }
 
+/*
+ * Random bytes come from a small buffer refilled by getrandom(2): every id
+ * the gateway mints (several per call) would otherwise go through OpenSSL's
+ * generator, which also asks getpid() each time to notice a fork. A forked
+ * child empties its copy of the buffer (pthread_atfork), so parent and
+ * child never hand out the same bytes.
+ */
+static unsigned char crypto_pool[4096];
+static size_t crypto_pool_left;
+static pthread_once_t crypto_pool_once = PTHREAD_ONCE_INIT;
+
+static void
+crypto_pool_forget(void)
+{
+    explicit_bzero(crypto_pool, sizeof(crypto_pool));
+    crypto_pool_left = 0;
+}
+
+static void
+crypto_pool_init(void)
+{
+    (void)pthread_atfork(NULL, NULL, crypto_pool_forget);
+}
+
+/* len bytes straight from the kernel (OpenSSL if that fails). */
+static int
+crypto_random_fill(unsigned char *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = getrandom(p, len > 65536 ? 65536 : len, 0);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR)
+                continue;
+            return RAND_bytes(p, (int)(len > INT_MAX ? INT_MAX : len)) == 1 &&
+                           len <= INT_MAX
+                       ? 0
+                       : -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
 int
 crypto_random(void *buf, size_t len)
 {
     unsigned char *p = buf;
-    size_t chunk;
 
     if (!buf && len)
         return -1;
-    while (len > 0) {
-        chunk = len > INT_MAX ? INT_MAX : len;
-        if (RAND_bytes(p, (int)chunk) != 1)
+    if (len == 0)
+        return 0;
+    pthread_once(&crypto_pool_once, crypto_pool_init);
+    if (len > sizeof(crypto_pool) / 4)
+        return crypto_random_fill(p, len);
+    if (crypto_pool_left < len) {
+        if (crypto_random_fill(crypto_pool, sizeof(crypto_pool)) != 0)
             return -1;
-        p += chunk;
-        len -= chunk;
+        crypto_pool_left = sizeof(crypto_pool);
     }
+    /* Take from the end and wipe what was taken: no byte is handed out twice. */
+    crypto_pool_left -= len;
+    memcpy(p, crypto_pool + crypto_pool_left, len);
+    explicit_bzero(crypto_pool + crypto_pool_left, len);
     return 0;
 }
 

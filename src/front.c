@@ -29,7 +29,7 @@
 #include "conf.h"
 #include "crypto.h"
 #include "front.h"
-#include "limits.h"
+#include "throttle.h"
 #include "history.h"
 #include "problem.h"
 #include "recording.h"
@@ -804,8 +804,8 @@ front_dispatch(struct evhttp_request *ev, void *arg)
         evtimer_add(r->deadline, &tv);
     }
     if (route->auth == FRONT_AUTH_TENANT &&
-        limits_tenant_applies(r->tenant, route->handler == calls_create)) {
-        limits_tenant_check(r, route->handler == calls_create, route->handler);
+        throttle_tenant_applies(r->tenant, route->handler == calls_create)) {
+        throttle_tenant_check(r, route->handler == calls_create, route->handler);
         return;
     }
     route->handler(r);

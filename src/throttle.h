@@ -1,5 +1,5 @@
 /*
- * limits.h: the protections that keep one tenant, or one bad minute, from
+ * throttle.h: the protections that keep one tenant, or one bad minute, from
  * hurting everybody else.
  *
  *  - Tenant rate limits: token buckets in Redis, shared by every replica, taken
@@ -23,8 +23,8 @@
  * When Redis cannot answer, limits fail open (logged): they protect capacity,
  * and a request that needs Redis for its own work fails on its own anyway.
  */
-#ifndef CG_LIMITS_H
-#define CG_LIMITS_H
+#ifndef CG_THROTTLE_H
+#define CG_THROTTLE_H
 
 #include <stdint.h>
 
@@ -36,48 +36,48 @@ struct front_req;
 struct store_script;
 
 /* The Lua script of both checks (made once per app). */
-extern const char limits_lua_take[];
+extern const char throttle_lua_take[];
 
 /* ---- tenant rate limits -------------------------------------------------- */
 
 /* Does this tenant have a limit for this request (is_call: a placement)? */
-int limits_tenant_applies(const struct conf_tenant *t, int is_call);
+int throttle_tenant_applies(const struct conf_tenant *t, int is_call);
 
 /*
  * Take a token for r (whose tenant is authenticated), then run handler(r);
  * or answer 429 rate-limited with Retry-After. The request's deadline is
  * honoured while Redis is asked.
  */
-void limits_tenant_check(struct front_req *r, int is_call, void (*handler)(struct front_req *r));
+void throttle_tenant_check(struct front_req *r, int is_call, void (*handler)(struct front_req *r));
 
 /* ---- vendor caps --------------------------------------------------------- */
 
-enum limits_verdict { LIMITS_OK = 0, LIMITS_CONCURRENCY, LIMITS_RATE };
+enum throttle_verdict { THROTTLE_OK = 0, THROTTLE_CONCURRENCY, THROTTLE_RATE };
 
-extern const char *const limits_verdict_text[];
+extern const char *const throttle_verdict_text[];
 
 /* Does this vendor have a cap? */
-int limits_vendor_applies(const struct conf_vendor *cv);
+int throttle_vendor_applies(const struct conf_vendor *cv);
 
 /*
  * A lease for one placement request at vendor cv with credential api_key
  * (NULL: none). member names the lease (unique per attempt). cb runs
- * exactly once, after this returns, with LIMITS_OK (go: release the lease
+ * exactly once, after this returns, with THROTTLE_OK (go: release the lease
  * when the attempt ends) or the cap that refused it, and retry_ms a hint.
  * The lease is the caller's memory: keep *lease until release.
  */
-struct limits_lease {
+struct throttle_lease {
     char key[200];    /* the concurrency set, "" when the vendor has no concurrency cap */
     char member[80];
 };
 
-typedef void (*limits_vendor_cb)(enum limits_verdict v, long retry_ms, void *arg);
+typedef void (*throttle_vendor_cb)(enum throttle_verdict v, long retry_ms, void *arg);
 
-void limits_vendor_acquire(struct app *app, const struct conf_vendor *cv, const char *api_key,
-                           struct limits_lease *lease, limits_vendor_cb cb, void *arg);
+void throttle_vendor_acquire(struct app *app, const struct conf_vendor *cv, const char *api_key,
+                           struct throttle_lease *lease, throttle_vendor_cb cb, void *arg);
 
 /* The attempt ended: give the concurrency slot back (fire and forget). */
-void limits_vendor_release(struct app *app, struct limits_lease *lease);
+void throttle_vendor_release(struct app *app, struct throttle_lease *lease);
 
 /* ---- retry budget -------------------------------------------------------- */
 

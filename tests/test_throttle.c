@@ -1,5 +1,5 @@
 /*
- * test_limits.c: the protections of limits.h through real gateways: tenant
+ * test_throttle.c: the protections of throttle.h through real gateways: tenant
  * rate limits and vendor caps shared by two callgate processes on one Redis
  * (the sum of what both accept respects the limit), and the retry budget
  * that keeps failover from multiplying load while a vendor is down.
@@ -73,7 +73,7 @@ teardown(void)
 }
 
 /* Each test names its own .init (a suite-wide one would run as well). */
-TestSuite(limits, .fini = teardown, .timeout = 90);
+TestSuite(throttle, .fini = teardown, .timeout = 90);
 
 static long
 get_at(const char *base, const char *key, const char *path, struct http_resp *out)
@@ -104,7 +104,7 @@ setup_requests(void)
     start("{\"tenants\": [{\"rate_limit\": {\"requests_per_s\": 5, \"burst\": 10}}]}", 1, 0);
 }
 
-Test(limits, tenant_rate_limit_is_shared_by_two_replicas, .init = setup_requests)
+Test(throttle, tenant_rate_limit_is_shared_by_two_replicas, .init = setup_requests)
 {
     struct http_resp r;
     int ok = 0, limited = 0, i;
@@ -152,7 +152,7 @@ setup_calls(void)
     start("{\"tenants\": [{\"rate_limit\": {\"calls_per_s\": 1, \"calls_burst\": 2}}]}", 1, 0);
 }
 
-Test(limits, call_rate_limit_counts_placements_only, .init = setup_calls)
+Test(throttle, call_rate_limit_counts_placements_only, .init = setup_calls)
 {
     const char *body = "{\"to\": \"+919876543210\", \"agent\": \"+919900011122\"}";
     struct http_resp r;
@@ -222,7 +222,7 @@ setup_concurrency(void)
     start("{\"vendors\": {\"clouddialer\": {\"max_concurrent\": 2}}}", 1, 0);
 }
 
-Test(limits, vendor_concurrency_cap_holds_across_replicas, .init = setup_concurrency)
+Test(throttle, vendor_concurrency_cap_holds_across_replicas, .init = setup_concurrency)
 {
     struct shot shots[8];
     pthread_t th[8];
@@ -269,7 +269,7 @@ setup_vendor_rate(void)
           0);
 }
 
-Test(limits, vendor_rate_cap_holds_across_replicas, .init = setup_vendor_rate)
+Test(throttle, vendor_rate_cap_holds_across_replicas, .init = setup_vendor_rate)
 {
     struct shot s;
     int i, ok = 0;
@@ -314,7 +314,7 @@ setup_budget(void)
     start("{\"retry_budget\": {\"ratio_pct\": 20, \"min_per_s\": 0, \"window_s\": 30}}", 0, 1);
 }
 
-Test(limits, retry_budget_limits_failover_during_an_outage, .init = setup_budget)
+Test(throttle, retry_budget_limits_failover_during_an_outage, .init = setup_budget)
 {
     const char *body = "{\"to\": \"+919876543210\", \"agent\": \"+919900011122\"}";
     struct http_resp r;

@@ -1,6 +1,6 @@
 /*
  * limits.c: tenant rate limits and vendor caps (token buckets and leases in
- * Redis, one script), and the per-replica retry budget. See limits.h.
+ * Redis, one script), and the per-replica retry budget. See throttle.h.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +14,7 @@
 #include "crypto.h"
 #include "front.h"
 #include "gw.h"
-#include "limits.h"
+#include "throttle.h"
 #include "store.h"
 #include "util.h"
 
@@ -27,7 +27,7 @@
  * slot (all taken), else {0, "rate"|"concurrency", retry_ms} (nothing taken).
  * Redis's own clock, so replicas on hosts whose clocks differ agree.
  */
-const char limits_lua_take[] =
+const char throttle_lua_take[] =
     "if redis.replicate_commands then redis.replicate_commands() end\n"
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
@@ -65,11 +65,11 @@ const char limits_lua_take[] =
     "end\n"
     "return {1, 'ok', 0}\n";
 
-const char *const limits_verdict_text[] = {"ok", "concurrency", "rate"};
+const char *const throttle_verdict_text[] = {"ok", "concurrency", "rate"};
 
 /* Parse the script's answer: 1 taken, 0 refused (*verdict, *retry_ms), -1 unusable. */
 static int
-limits_answer(const struct redisReply *reply, enum limits_verdict *verdict, long *retry_ms)
+throttle_answer(const struct redisReply *reply, enum throttle_verdict *verdict, long *retry_ms)
 {
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
         reply->element[0]->type != REDIS_REPLY_INTEGER ||
@@ -80,8 +80,8 @@ limits_answer(const struct redisReply *reply, enum limits_verdict *verdict, long
     if (reply->element[0]->integer == 1) {
         return 1;
     }
-    *verdict = strcmp(reply->element[1]->str, "concurrency") == 0 ? LIMITS_CONCURRENCY
-                                                                  : LIMITS_RATE;
+    *verdict = strcmp(reply->element[1]->str, "concurrency") == 0 ? THROTTLE_CONCURRENCY
+                                                                  : THROTTLE_RATE;
     *retry_ms = (long)reply->element[2]->integer;
     return 0;
 }
@@ -89,20 +89,20 @@ limits_answer(const struct redisReply *reply, enum limits_verdict *verdict, long
 /* ---- tenant rate limits -------------------------------------------------- */
 
 int
-limits_tenant_applies(const struct conf_tenant *t, int is_call)
+throttle_tenant_applies(const struct conf_tenant *t, int is_call)
 {
     return t->rate_limit.requests_per_s > 0 || (is_call && t->rate_limit.calls_per_s > 0);
 }
 
-struct limits_wait {
+struct throttle_wait {
     struct front_req *r;             /* NULL once the deadline answered */
     void (*handler)(struct front_req *r);
 };
 
 static void
-limits_on_deadline(struct front_req *r)
+throttle_on_deadline(struct front_req *r)
 {
-    struct limits_wait *w = r->ctx;
+    struct throttle_wait *w = r->ctx;
 
     w->r = NULL;
     r->ctx = NULL;
@@ -112,12 +112,12 @@ limits_on_deadline(struct front_req *r)
 }
 
 static void
-limits_on_tenant(enum store_result res, const struct redisReply *reply, void *arg)
+throttle_on_tenant(enum store_result res, const struct redisReply *reply, void *arg)
 {
-    struct limits_wait *w = arg;
+    struct throttle_wait *w = arg;
     struct front_req *r = w->r;
     void (*handler)(struct front_req *r) = w->handler;
-    enum limits_verdict verdict = LIMITS_RATE;
+    enum throttle_verdict verdict = THROTTLE_RATE;
     long retry_ms = 1000;
     int taken;
 
@@ -127,7 +127,7 @@ limits_on_tenant(enum store_result res, const struct redisReply *reply, void *ar
     }
     r->ctx = NULL;
     r->on_deadline = NULL;
-    taken = res == STORE_OK ? limits_answer(reply, &verdict, &retry_ms) : -1;
+    taken = res == STORE_OK ? throttle_answer(reply, &verdict, &retry_ms) : -1;
     if (taken < 0) {
         cglog_warn("rate_limit_unchecked", "{s:s, s:s, s:s}", "request_id", r->request_id,
                    "tenant", r->tenant->id, "result", store_result_text[res]);
@@ -136,7 +136,7 @@ limits_on_tenant(enum store_result res, const struct redisReply *reply, void *ar
         snprintf(after, sizeof(after), "%ld", retry_ms < 1000 ? 1 : (retry_ms + 999) / 1000);
         snprintf(detail, sizeof(detail),
                  "this API key is over its %s rate limit; retry after %s s",
-                 verdict == LIMITS_RATE ? "request" : "call", after);
+                 verdict == THROTTLE_RATE ? "request" : "call", after);
         cglog_info("rate_limited", "{s:s, s:s, s:i}", "request_id", r->request_id, "tenant",
                    r->tenant->id, "retry_ms", (int)retry_ms);
         front_problem_ex(r, 429, "rate-limited", detail, NULL, NULL,
@@ -147,10 +147,10 @@ limits_on_tenant(enum store_result res, const struct redisReply *reply, void *ar
 }
 
 void
-limits_tenant_check(struct front_req *r, int is_call, void (*handler)(struct front_req *r))
+throttle_tenant_check(struct front_req *r, int is_call, void (*handler)(struct front_req *r))
 {
     const struct conf_tenant *t = r->tenant;
-    struct limits_wait *w = malloc(sizeof(*w));
+    struct throttle_wait *w = malloc(sizeof(*w));
     char keys[2][200], nums[4][32];
     const char *args[7], *kargs[2];
     int nk = 0, n, i;
@@ -190,48 +190,48 @@ limits_tenant_check(struct front_req *r, int is_call, void (*handler)(struct fro
     w->r = r;
     w->handler = handler;
     r->ctx = w;
-    r->on_deadline = limits_on_deadline;
-    store_eval(r->app->store, r->app->lua_limits, nk, n, args, NULL, limits_on_tenant, w);
+    r->on_deadline = throttle_on_deadline;
+    store_eval(r->app->store, r->app->lua_throttle, nk, n, args, NULL, throttle_on_tenant, w);
 }
 
 /* ---- vendor caps --------------------------------------------------------- */
 
 int
-limits_vendor_applies(const struct conf_vendor *cv)
+throttle_vendor_applies(const struct conf_vendor *cv)
 {
     return cv != NULL && (cv->max_concurrent > 0 || cv->max_calls_per_s > 0);
 }
 
-struct limits_acquire {
-    limits_vendor_cb cb;
+struct throttle_acquire {
+    throttle_vendor_cb cb;
     void *arg;
     char vendor[64];
 };
 
 static void
-limits_on_vendor(enum store_result res, const struct redisReply *reply, void *arg)
+throttle_on_vendor(enum store_result res, const struct redisReply *reply, void *arg)
 {
-    struct limits_acquire *a = arg;
-    enum limits_verdict verdict = LIMITS_OK;
+    struct throttle_acquire *a = arg;
+    enum throttle_verdict verdict = THROTTLE_OK;
     long retry_ms = 0;
-    int taken = res == STORE_OK ? limits_answer(reply, &verdict, &retry_ms) : -1;
+    int taken = res == STORE_OK ? throttle_answer(reply, &verdict, &retry_ms) : -1;
 
     if (taken < 0) {
         cglog_warn("vendor_cap_unchecked", "{s:s, s:s}", "vendor", a->vendor, "result",
                    store_result_text[res]);
-        verdict = LIMITS_OK;
+        verdict = THROTTLE_OK;
     } else if (taken == 1) {
-        verdict = LIMITS_OK;
+        verdict = THROTTLE_OK;
     }
     a->cb(verdict, retry_ms, a->arg);
     free(a);
 }
 
 void
-limits_vendor_acquire(struct app *app, const struct conf_vendor *cv, const char *api_key,
-                      struct limits_lease *lease, limits_vendor_cb cb, void *arg)
+throttle_vendor_acquire(struct app *app, const struct conf_vendor *cv, const char *api_key,
+                      struct throttle_lease *lease, throttle_vendor_cb cb, void *arg)
 {
-    struct limits_acquire *a = calloc(1, sizeof(*a));
+    struct throttle_acquire *a = calloc(1, sizeof(*a));
     char account[CRYPTO_SHA256_HEX_LEN + 1], rkey[200], nums[2][32], cap[24], ttl[24];
     const char *args[9];
     int n = 0, nk = 0;
@@ -267,17 +267,17 @@ limits_vendor_acquire(struct app *app, const struct conf_vendor *cv, const char 
     }
     if (a == NULL) {
         lease->key[0] = '\0';
-        cb(LIMITS_OK, 0, arg); /* fail open, as for a store error */
+        cb(THROTTLE_OK, 0, arg); /* fail open, as for a store error */
         return;
     }
     a->cb = cb;
     a->arg = arg;
     util_strlcpy(a->vendor, cv->name, sizeof(a->vendor));
-    store_eval(app->store, app->lua_limits, nk, n, args, NULL, limits_on_vendor, a);
+    store_eval(app->store, app->lua_throttle, nk, n, args, NULL, throttle_on_vendor, a);
 }
 
 static void
-limits_on_released(enum store_result res, const struct redisReply *reply, void *arg)
+throttle_on_released(enum store_result res, const struct redisReply *reply, void *arg)
 {
     (void)reply;
     (void)arg;
@@ -288,7 +288,7 @@ limits_on_released(enum store_result res, const struct redisReply *reply, void *
 }
 
 void
-limits_vendor_release(struct app *app, struct limits_lease *lease)
+throttle_vendor_release(struct app *app, struct throttle_lease *lease)
 {
     const char *argv[3];
 
@@ -298,7 +298,7 @@ limits_vendor_release(struct app *app, struct limits_lease *lease)
     argv[0] = "ZREM";
     argv[1] = lease->key;
     argv[2] = lease->member;
-    store_cmd_argv(app->store, 3, argv, NULL, limits_on_released, NULL);
+    store_cmd_argv(app->store, 3, argv, NULL, throttle_on_released, NULL);
     lease->key[0] = '\0';
 }
 
