@@ -18,6 +18,7 @@
 #include "cglog.h"
 #include "conf.h"
 #include "front.h"
+#include "metrics.h"
 #include "relay.h"
 #include "routes.h"
 #include "store.h"
@@ -75,6 +76,7 @@ app_new(struct event_base *base, struct conf *conf, struct route_table *routes)
     app->base = base;
     app->conf = conf;
     app->routes = routes;
+    metrics_init();
     app->store = app_store_new(base, conf);
     app->upstream = upstream_new(base, &uo);
     app->lua_begin = store_script_new(callrec_lua_begin);
@@ -123,6 +125,7 @@ app_reload_routes(struct app *app, char **errors, char **warnings)
     if (t == NULL) {
         cglog_error("reload_refused", "{s:s, s:s}", "what", "routes", "errors",
                     *errors != NULL ? *errors : "");
+        metrics_inc(METRIC_ROUTES_RELOADS, "error", NULL, NULL);
         return -1;
     }
     if (*warnings != NULL) {
@@ -133,6 +136,7 @@ app_reload_routes(struct app *app, char **errors, char **warnings)
     app->routes = t;
     cglog_info("routes_reloaded", "{s:s, s:i}", "routes_version", t->version, "rules",
                (int)t->nrules);
+    metrics_inc(METRIC_ROUTES_RELOADS, "ok", NULL, NULL);
     return 0;
 }
 
@@ -147,6 +151,7 @@ app_reload(struct app *app)
         cglog_error("reload_refused", "{s:s, s:s}", "what", "conf", "errors",
                     errors != NULL ? errors : "");
         free(errors);
+        metrics_inc(METRIC_ROUTES_RELOADS, "error", NULL, NULL);
         return -1;
     }
     dir = conf_routes_path(c);
@@ -157,6 +162,7 @@ app_reload(struct app *app)
                     errors != NULL ? errors : "");
         free(errors);
         conf_unref(c);
+        metrics_inc(METRIC_ROUTES_RELOADS, "error", NULL, NULL);
         return -1;
     }
     if (warnings != NULL) {
@@ -176,6 +182,7 @@ app_reload(struct app *app)
     app->routes = t;
     cglog_info("reloaded", "{s:s, s:i}", "routes_version", t->version, "tenants",
                (int)c->ntenants);
+    metrics_inc(METRIC_ROUTES_RELOADS, "ok", NULL, NULL);
     return 0;
 }
 

@@ -42,6 +42,7 @@
 #include "decide.h"
 #include "front.h"
 #include "gw.h"
+#include "metrics.h"
 #include "phone.h"
 #include "problem.h"
 #include "routes.h"
@@ -540,6 +541,10 @@ place_add_attempt(struct place *p, const char *vendor, const char *outcome, long
     }
     json_object_set_new(a, "ms", json_integer((json_int_t)(ms + 0.5)));
     json_array_append_new(p->attempts, a);
+    metrics_inc(METRIC_VENDOR_ATTEMPTS, vendor, outcome, NULL);
+    if (ms > 0) { /* it went out on the network */
+        metrics_observe(METRIC_VENDOR_DURATION, ms / 1000.0, vendor, NULL, NULL);
+    }
     cglog_info("vendor_attempt", "{s:s, s:s, s:s, s:s?, s:s, s:s, s:i, s:f}", "request_id",
                p->r != NULL ? p->r->request_id : "-", "call_id", p->call_id, "tenant",
                p->tenant->id, "route", callrec_field(p->fields, "route"), "vendor", vendor,

@@ -129,6 +129,10 @@ struct conf {
         long open_ms;                /* open this long before one probe goes through */
     } breaker;
 
+    struct {
+        int require_admin_token;     /* GET /metrics wants the admin token */
+    } metrics;
+
     struct conf_vendor *vendors;
     size_t nvendors;
     struct conf_tenant *tenants;
