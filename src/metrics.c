@@ -320,6 +320,15 @@ metrics_http_reply(const char *route, int status, double seconds)
 }
 
 void
+metrics_vendor_request(const char *vendor, const char *op, const char *result, long http_status)
+{
+    if (strcmp(result, "ok") == 0 && http_status >= 400) {
+        result = "http_error";
+    }
+    metrics_inc(METRIC_VENDOR_REQUESTS, vendor, op, result);
+}
+
+void
 metrics_rate_limited(const char *tenant)
 {
     metrics_inc(METRIC_RATE_LIMITED, tenant, NULL, NULL);

@@ -64,7 +64,8 @@ enum metrics_buckets {
       "Time of the placement attempts that reached the network, by vendor")                      \
     X(METRIC_VENDOR_REQUESTS, "callgate_vendor_requests_total", METRICS_COUNTER,                 \
       "vendor,op,result", 256, METRICS_B_NONE,                                                    \
-      "Other vendor requests (op: history, counts, control, recording, health) by result")       \
+      "Other vendor requests (op: history, counts, status, participants, flags, health) by "    \
+      "result (ok, http_error, not_sent, timeout, broken, too_large, cancelled, internal)")      \
     X(METRIC_CIRCUIT_STATE, "callgate_circuit_state", METRICS_GAUGE, "vendor", 32,               \
       METRICS_B_NONE, "This replica's circuit per vendor: 0 closed, 1 open, 2 half-open (scrape)") \
     X(METRIC_CIRCUIT_TRANSITIONS, "callgate_circuit_transitions_total", METRICS_COUNTER,         \
@@ -148,6 +149,13 @@ void metrics_observe(enum metrics_id id, double seconds, const char *a, const ch
 
 /* One HTTP reply: route is the static route label (NULL: "other"). */
 void metrics_http_reply(const char *route, int status, double seconds);
+
+/*
+ * A vendor request other than a placement: result is upstream_result_text[]
+ * ("ok" with an HTTP status of 400 or more counts as "http_error").
+ */
+void metrics_vendor_request(const char *vendor, const char *op, const char *result,
+                            long http_status);
 
 /* For the limits (the rate limiter calls these). */
 void metrics_rate_limited(const char *tenant);
