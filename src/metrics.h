@@ -81,7 +81,7 @@ enum metrics_buckets {
       "invalid or not_found")                                                                     \
     X(METRIC_DELIVERIES, "callgate_deliveries_total", METRICS_COUNTER, "outcome", 16,            \
       METRICS_B_NONE,                                                                             \
-      "Tenant event delivery attempts by outcome (delivered, retried, dead)")                    \
+      "Tenant event delivery outcomes: delivered, retried (a retry is scheduled), dead")        \
     X(METRIC_DELIVERY_DURATION, "callgate_delivery_attempt_duration_seconds", METRICS_HISTOGRAM, \
       "", 1, METRICS_B_VENDOR, "Time of tenant event delivery attempts")                          \
     X(METRIC_DELIVERY_QUEUE, "callgate_delivery_queue_depth", METRICS_GAUGE, "tenant", 1024,     \
