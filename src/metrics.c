@@ -32,13 +32,13 @@
 struct metrics_def {
     const char *name;
     enum metrics_type type;
-    const char *labels;         /* "route,status" */
+    const char *labels; /* "route,status" */
     int max_series;
     enum metrics_buckets buckets;
     const char *help;
 };
 
-#define METRICS_DEF_ROW(id, name, type, labels, max, buckets, help)                               \
+#define METRICS_DEF_ROW(id, name, type, labels, max, buckets, help)                                \
     [id] = {name, type, labels, max, buckets, help},
 static const struct metrics_def metrics_defs[METRICS_MAX] = {METRICS_LIST(METRICS_DEF_ROW)};
 #undef METRICS_DEF_ROW
@@ -48,26 +48,25 @@ static const double metrics_bucket_sets[][METRICS_MAX_BUCKETS] = {
     [METRICS_B_NONE] = {0},
     [METRICS_B_HTTP] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 0},
     [METRICS_B_VENDOR] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 0},
-    [METRICS_B_REDIS] = {0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1,
-                         0},
+    [METRICS_B_REDIS] = {0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 0},
 };
 
 struct metrics_series {
     uint64_t hash;
     char values[METRICS_MAX_LABELS][METRICS_VALUE_MAX];
-    double value;               /* counter, gauge; a histogram's sum */
-    uint64_t count;             /* histogram: observations */
-    uint64_t *buckets;          /* histogram: per-bucket counts (+Inf last) */
+    double value;      /* counter, gauge; a histogram's sum */
+    uint64_t count;    /* histogram: observations */
+    uint64_t *buckets; /* histogram: per-bucket counts (+Inf last) */
 };
 
 struct metrics_metric {
     struct metrics_series *series; /* max_series of them, NULL until first used */
-    uint16_t *index;            /* nslots entries: series number + 1, 0 = free */
-    uint64_t *bucket_mem;       /* histograms: max_series * (nbounds + 1) */
+    uint16_t *index;               /* nslots entries: series number + 1, 0 = free */
+    uint64_t *bucket_mem;          /* histograms: max_series * (nbounds + 1) */
     int nseries;
-    int nslots;                 /* power of two, at least twice max_series */
+    int nslots; /* power of two, at least twice max_series */
     int nlabels;
-    int nbounds;                /* finite bucket bounds */
+    int nbounds; /* finite bucket bounds */
 };
 
 static struct metrics_metric metrics_state[METRICS_MAX];
@@ -431,8 +430,8 @@ metrics_number(struct evbuffer *out, double v)
 
 /* {a="x",b="y"[,le="..."]} or nothing when there is no label at all. */
 static void
-metrics_labels(struct evbuffer *out, const struct metrics_def *d,
-               const struct metrics_series *s, int nlabels, const char *le)
+metrics_labels(struct evbuffer *out, const struct metrics_def *d, const struct metrics_series *s,
+               int nlabels, const char *le)
 {
     const char *name = d->labels;
     int i;
@@ -593,8 +592,8 @@ metrics_reply(struct front_req *r, const struct redisReply *reply)
         }
         metrics_set(METRIC_DELIVERY_QUEUE, (double)t->element[0]->integer, tenant, NULL, NULL);
         metrics_set(METRIC_DELIVERY_DEAD, (double)t->element[1]->integer, tenant, NULL, NULL);
-        metrics_set(METRIC_DELIVERY_OLDEST, (double)t->element[2]->integer / 1000.0, tenant,
-                    NULL, NULL);
+        metrics_set(METRIC_DELIVERY_OLDEST, (double)t->element[2]->integer / 1000.0, tenant, NULL,
+                    NULL);
     }
     if (out == NULL || metrics_render(out) != 0) {
         if (out != NULL) {

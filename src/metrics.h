@@ -42,75 +42,75 @@ enum metrics_buckets {
 
 /*
  * X(id, name, type, "label,names", max_series, buckets, help). Counters end
- * in _total, units are seconds. Rows marked (scrape) are set when /metrics
- * is read, from the modules that own the state.
+ * in _total, units are seconds. max_series counts the "other" series too.
+ * Rows marked (scrape) are set when /metrics is read, from the modules that
+ * own the state.
  */
-#define METRICS_LIST(X)                                                                           \
-    X(METRIC_HTTP_REQUESTS, "callgate_http_requests_total", METRICS_COUNTER, "route,status",      \
-      1024, METRICS_B_NONE,                                                                       \
-      "HTTP requests answered, by route template (\"other\": no such endpoint) and status code")  \
-    X(METRIC_HTTP_DURATION, "callgate_http_request_duration_seconds", METRICS_HISTOGRAM,         \
-      "route", 64, METRICS_B_HTTP, "Time from a request's dispatch to its reply, by route")      \
-    X(METRIC_HTTP_CONNECTIONS, "callgate_http_connections", METRICS_GAUGE, "", 1,                \
-      METRICS_B_NONE, "Client connections open (scrape)")                                        \
-    X(METRIC_HTTP_INFLIGHT, "callgate_http_requests_in_flight", METRICS_GAUGE, "", 1,            \
-      METRICS_B_NONE, "Requests being handled, this scrape included (scrape)")                   \
-    X(METRIC_VENDOR_ATTEMPTS, "callgate_vendor_attempts_total", METRICS_COUNTER,                 \
-      "vendor,outcome", 256, METRICS_B_NONE,                                                      \
-      "Call placement attempts, by vendor and outcome (accepted, rejected, unavailable, "        \
-      "ambiguous, invalid_response, timeout)")                                                    \
-    X(METRIC_VENDOR_DURATION, "callgate_vendor_attempt_duration_seconds", METRICS_HISTOGRAM,     \
-      "vendor", 32, METRICS_B_VENDOR,                                                             \
-      "Time of the placement attempts that reached the network, by vendor")                      \
-    X(METRIC_VENDOR_REQUESTS, "callgate_vendor_requests_total", METRICS_COUNTER,                 \
-      "vendor,op,result", 256, METRICS_B_NONE,                                                    \
-      "Other vendor requests (op: history, counts, status, participants, flags, health) by "    \
-      "result (ok, http_error, not_sent, timeout, broken, too_large, cancelled, internal)")      \
-    X(METRIC_CIRCUIT_STATE, "callgate_circuit_state", METRICS_GAUGE, "vendor", 32,               \
-      METRICS_B_NONE, "This replica's circuit per vendor: 0 closed, 1 open, 2 half-open (scrape)") \
-    X(METRIC_CIRCUIT_TRANSITIONS, "callgate_circuit_transitions_total", METRICS_COUNTER,         \
-      "vendor,to", 128, METRICS_B_NONE, "Circuit state changes, by vendor and new state")         \
-    X(METRIC_RATE_LIMITED, "callgate_rate_limited_total", METRICS_COUNTER, "tenant", 1024,       \
-      METRICS_B_NONE, "Requests refused with 429 by the tenant rate limits")                     \
-    X(METRIC_VENDOR_THROTTLED, "callgate_vendor_throttled_total", METRICS_COUNTER,               \
-      "vendor,reason", 128, METRICS_B_NONE,                                                       \
-      "Vendor attempts held back by a vendor limit (concurrency, rate, retry_budget)")           \
-    X(METRIC_WEBHOOKS, "callgate_webhooks_received_total", METRICS_COUNTER, "vendor,outcome",    \
-      128, METRICS_B_NONE,                                                                        \
-      "Vendor webhooks: per event stored, duplicate, orphan or store_failed; per request "       \
-      "invalid or not_found")                                                                     \
-    X(METRIC_DELIVERIES, "callgate_deliveries_total", METRICS_COUNTER, "outcome", 16,            \
-      METRICS_B_NONE,                                                                             \
-      "Tenant event delivery outcomes: delivered, retried (a retry is scheduled), dead")        \
-    X(METRIC_DELIVERY_DURATION, "callgate_delivery_attempt_duration_seconds", METRICS_HISTOGRAM, \
-      "", 1, METRICS_B_VENDOR, "Time of tenant event delivery attempts")                          \
-    X(METRIC_DELIVERY_QUEUE, "callgate_delivery_queue_depth", METRICS_GAUGE, "tenant", 1024,     \
-      METRICS_B_NONE, "Deliveries neither delivered nor dead, from Redis (scrape)")              \
-    X(METRIC_DELIVERY_OLDEST, "callgate_delivery_oldest_pending_age_seconds", METRICS_GAUGE,     \
-      "tenant", 1024, METRICS_B_NONE,                                                             \
-      "Age of the oldest pending delivery (0: none), from Redis (scrape)")                       \
-    X(METRIC_DELIVERY_DEAD, "callgate_delivery_dead_letters", METRICS_GAUGE, "tenant", 1024,     \
-      METRICS_B_NONE, "Dead-lettered deliveries waiting for a replay, from Redis (scrape)")      \
-    X(METRIC_REDIS_COMMANDS, "callgate_redis_commands_total", METRICS_COUNTER, "", 1,            \
-      METRICS_B_NONE, "Redis commands completed (errors included)")                               \
-    X(METRIC_REDIS_ERRORS, "callgate_redis_errors_total", METRICS_COUNTER, "reason", 8,          \
-      METRICS_B_NONE,                                                                             \
-      "Redis commands that failed (unavailable, timeout, connection, reply)")                    \
-    X(METRIC_REDIS_DURATION, "callgate_redis_command_duration_seconds", METRICS_HISTOGRAM, "",   \
-      1, METRICS_B_REDIS, "Time from sending a Redis command to its completion")                 \
-    X(METRIC_REDIS_UP, "callgate_redis_up", METRICS_GAUGE, "", 1, METRICS_B_NONE,                \
-      "1 while the Redis connection is up (scrape)")                                              \
-    X(METRIC_SCRAPE_REDIS_OK, "callgate_scrape_redis_ok", METRICS_GAUGE, "", 1, METRICS_B_NONE,  \
-      "1 when this scrape read the delivery gauges from Redis, 0 when it could not (scrape)")    \
-    X(METRIC_ROUTES_INFO, "callgate_routes_info", METRICS_GAUGE, "version", 2, METRICS_B_NONE,   \
-      "The loaded routing table's version, value 1 (scrape)")                                     \
-    X(METRIC_ROUTES_RELOADS, "callgate_routes_reloads_total", METRICS_COUNTER, "result", 4,      \
-      METRICS_B_NONE, "Routing table reloads (SIGHUP or admin), by result (ok, error)")          \
-    X(METRIC_BUILD_INFO, "callgate_build_info", METRICS_GAUGE, "version,options", 2,             \
-      METRICS_B_NONE, "The running build, value 1")                                               \
-    X(METRIC_START_TIME, "callgate_process_start_time_seconds", METRICS_GAUGE, "", 1,            \
-      METRICS_B_NONE, "When this process started, seconds since the Unix epoch")                 \
-    X(METRIC_OVERFLOW, "callgate_metrics_series_overflow_total", METRICS_COUNTER, "metric", 64,  \
+#define METRICS_LIST(X)                                                                            \
+    X(METRIC_HTTP_REQUESTS, "callgate_http_requests_total", METRICS_COUNTER, "route,status", 1024, \
+      METRICS_B_NONE,                                                                              \
+      "HTTP requests answered, by route template (\"other\": no such endpoint) and status code")   \
+    X(METRIC_HTTP_DURATION, "callgate_http_request_duration_seconds", METRICS_HISTOGRAM, "route",  \
+      64, METRICS_B_HTTP, "Time from a request's dispatch to its reply, by route")                 \
+    X(METRIC_HTTP_CONNECTIONS, "callgate_http_connections", METRICS_GAUGE, "", 1, METRICS_B_NONE,  \
+      "Client connections open (scrape)")                                                          \
+    X(METRIC_HTTP_INFLIGHT, "callgate_http_requests_in_flight", METRICS_GAUGE, "", 1,              \
+      METRICS_B_NONE, "Requests being handled, this scrape included (scrape)")                     \
+    X(METRIC_VENDOR_ATTEMPTS, "callgate_vendor_attempts_total", METRICS_COUNTER, "vendor,outcome", \
+      256, METRICS_B_NONE,                                                                         \
+      "Call placement attempts, by vendor and outcome (accepted, rejected, unavailable, "          \
+      "ambiguous, invalid_response, timeout)")                                                     \
+    X(METRIC_VENDOR_DURATION, "callgate_vendor_attempt_duration_seconds", METRICS_HISTOGRAM,       \
+      "vendor", 32, METRICS_B_VENDOR,                                                              \
+      "Time of the placement attempts that reached the network, by vendor")                        \
+    X(METRIC_VENDOR_REQUESTS, "callgate_vendor_requests_total", METRICS_COUNTER,                   \
+      "vendor,op,result", 256, METRICS_B_NONE,                                                     \
+      "Other vendor requests (op: history, counts, status, participants, flags, health) by "       \
+      "result (ok, http_error, not_sent, timeout, broken, too_large, cancelled, internal)")        \
+    X(METRIC_CIRCUIT_STATE, "callgate_circuit_state", METRICS_GAUGE, "vendor", 32, METRICS_B_NONE, \
+      "This replica's circuit per vendor: 0 closed, 1 open, 2 half-open (scrape)")                 \
+    X(METRIC_CIRCUIT_TRANSITIONS, "callgate_circuit_transitions_total", METRICS_COUNTER,           \
+      "vendor,to", 128, METRICS_B_NONE, "Circuit state changes, by vendor and new state")          \
+    X(METRIC_RATE_LIMITED, "callgate_rate_limited_total", METRICS_COUNTER, "tenant", 1024,         \
+      METRICS_B_NONE, "Requests refused with 429 by the tenant rate limits")                       \
+    X(METRIC_VENDOR_THROTTLED, "callgate_vendor_throttled_total", METRICS_COUNTER,                 \
+      "vendor,reason", 128, METRICS_B_NONE,                                                        \
+      "Vendor attempts held back by a vendor limit (concurrency, rate, retry_budget)")             \
+    X(METRIC_WEBHOOKS, "callgate_webhooks_received_total", METRICS_COUNTER, "vendor,outcome", 128, \
+      METRICS_B_NONE,                                                                              \
+      "Vendor webhooks: per event stored, duplicate, orphan or store_failed; per request "         \
+      "invalid or not_found")                                                                      \
+    X(METRIC_DELIVERIES, "callgate_deliveries_total", METRICS_COUNTER, "outcome", 16,              \
+      METRICS_B_NONE,                                                                              \
+      "Tenant event delivery outcomes: delivered, retried (a retry is scheduled), dead")           \
+    X(METRIC_DELIVERY_DURATION, "callgate_delivery_attempt_duration_seconds", METRICS_HISTOGRAM,   \
+      "", 1, METRICS_B_VENDOR, "Time of tenant event delivery attempts")                           \
+    X(METRIC_DELIVERY_QUEUE, "callgate_delivery_queue_depth", METRICS_GAUGE, "tenant", 1024,       \
+      METRICS_B_NONE, "Deliveries neither delivered nor dead, from Redis (scrape)")                \
+    X(METRIC_DELIVERY_OLDEST, "callgate_delivery_oldest_pending_age_seconds", METRICS_GAUGE,       \
+      "tenant", 1024, METRICS_B_NONE,                                                              \
+      "Age of the oldest pending delivery (0: none), from Redis (scrape)")                         \
+    X(METRIC_DELIVERY_DEAD, "callgate_delivery_dead_letters", METRICS_GAUGE, "tenant", 1024,       \
+      METRICS_B_NONE, "Dead-lettered deliveries waiting for a replay, from Redis (scrape)")        \
+    X(METRIC_REDIS_COMMANDS, "callgate_redis_commands_total", METRICS_COUNTER, "", 1,              \
+      METRICS_B_NONE, "Redis commands completed (errors included)")                                \
+    X(METRIC_REDIS_ERRORS, "callgate_redis_errors_total", METRICS_COUNTER, "reason", 8,            \
+      METRICS_B_NONE, "Redis commands that failed (unavailable, timeout, connection, reply)")      \
+    X(METRIC_REDIS_DURATION, "callgate_redis_command_duration_seconds", METRICS_HISTOGRAM, "", 1,  \
+      METRICS_B_REDIS, "Time from sending a Redis command to its completion")                      \
+    X(METRIC_REDIS_UP, "callgate_redis_up", METRICS_GAUGE, "", 1, METRICS_B_NONE,                  \
+      "1 while the Redis connection is up (scrape)")                                               \
+    X(METRIC_SCRAPE_REDIS_OK, "callgate_scrape_redis_ok", METRICS_GAUGE, "", 1, METRICS_B_NONE,    \
+      "1 when this scrape read the delivery gauges from Redis, 0 when it could not (scrape)")      \
+    X(METRIC_ROUTES_INFO, "callgate_routes_info", METRICS_GAUGE, "version", 2, METRICS_B_NONE,     \
+      "The loaded routing table's version, value 1 (scrape)")                                      \
+    X(METRIC_ROUTES_RELOADS, "callgate_routes_reloads_total", METRICS_COUNTER, "result", 4,        \
+      METRICS_B_NONE, "Routing table reloads (SIGHUP or admin), by result (ok, error)")            \
+    X(METRIC_BUILD_INFO, "callgate_build_info", METRICS_GAUGE, "version,options", 2,               \
+      METRICS_B_NONE, "The running build, value 1")                                                \
+    X(METRIC_START_TIME, "callgate_process_start_time_seconds", METRICS_GAUGE, "", 1,              \
+      METRICS_B_NONE, "When this process started, seconds since the Unix epoch")                   \
+    X(METRIC_OVERFLOW, "callgate_metrics_series_overflow_total", METRICS_COUNTER, "metric", 64,    \
       METRICS_B_NONE, "Updates folded into a metric's \"other\" series because it was full")
 
 #define METRICS_ENUM_ROW(id, name, type, labels, max, buckets, help) id,

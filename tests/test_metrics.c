@@ -33,7 +33,7 @@ struct p_sample {
     char family[128];
     int nlabels;
     char key[P_MAX_LABELS][64];
-    char val[P_MAX_LABELS][256];   /* unescaped */
+    char val[P_MAX_LABELS][256]; /* unescaped */
     double value;
 };
 
@@ -387,8 +387,7 @@ p_parse(struct parsed *p, const char *text)
                 f->has_help = 1;
                 for (c = rest; *c != '\0'; c++) {
                     if (*c == '\\') {
-                        cr_assert(c[1] == '\\' || c[1] == 'n', "line %d: bad HELP escape",
-                                  lineno);
+                        cr_assert(c[1] == '\\' || c[1] == 'n', "line %d: bad HELP escape", lineno);
                         c++;
                     }
                 }
@@ -524,11 +523,10 @@ Test(metrics_unit, every_metric_is_declared_and_parses)
     text = render();
     p_parse(&p, text);
     cr_assert_eq(p.nf, METRICS_MAX, "%d families for %d metrics", p.nf, (int)METRICS_MAX);
-    cr_assert_eq(p_value(&p, "callgate_build_info", "version", PACKAGE_VERSION, "options",
-                         CG_BUILD_OPTIONS),
-                 1);
-    cr_assert(p_value(&p, "callgate_process_start_time_seconds", NULL, NULL, NULL, NULL) >
-              1.7e9);
+    cr_assert_eq(
+        p_value(&p, "callgate_build_info", "version", PACKAGE_VERSION, "options", CG_BUILD_OPTIONS),
+        1);
+    cr_assert(p_value(&p, "callgate_process_start_time_seconds", NULL, NULL, NULL, NULL) > 1.7e9);
     /* Unlabelled counters show 0 before they move. */
     cr_assert(p_has(&p, "callgate_redis_commands_total", NULL, NULL));
     cr_assert(p_has(&p, "callgate_redis_command_duration_seconds_count", NULL, NULL));
@@ -593,11 +591,9 @@ Test(metrics_unit, histogram_buckets_are_cumulative)
     cr_assert_float_eq(p_value(&p, "callgate_http_request_duration_seconds_sum", "route",
                                "GET /healthz", NULL, NULL),
                        sum, 1e-6);
-    cr_assert_eq(p_value(&p, "callgate_http_requests_total", "route", "GET /healthz", "status",
-                         "200"),
-                 8);
-    cr_assert_eq(p_value(&p, "callgate_http_requests_total", "route", "other", "status", "404"),
-                 1);
+    cr_assert_eq(
+        p_value(&p, "callgate_http_requests_total", "route", "GET /healthz", "status", "200"), 8);
+    cr_assert_eq(p_value(&p, "callgate_http_requests_total", "route", "other", "status", "404"), 1);
     p_free(&p);
     free(text);
 }
@@ -816,13 +812,12 @@ Test(metrics_gw, requests_and_attempts_are_counted)
     cr_assert_eq(r.status, 401);
     http_resp_free(&r);
     scrape(&b);
-    cr_assert_eq(p_value(&b, "callgate_http_requests_total", "route", "POST /v1/calls", "status",
-                         "201") -
-                     p_value(&a, "callgate_http_requests_total", "route", "POST /v1/calls",
-                             "status", "201"),
-                 1);
-    cr_assert_eq(p_value(&b, "callgate_vendor_attempts_total", "vendor", "clouddialer",
-                         "outcome", "accepted") -
+    cr_assert_eq(
+        p_value(&b, "callgate_http_requests_total", "route", "POST /v1/calls", "status", "201") -
+            p_value(&a, "callgate_http_requests_total", "route", "POST /v1/calls", "status", "201"),
+        1);
+    cr_assert_eq(p_value(&b, "callgate_vendor_attempts_total", "vendor", "clouddialer", "outcome",
+                         "accepted") -
                      p_value(&a, "callgate_vendor_attempts_total", "vendor", "clouddialer",
                              "outcome", "accepted"),
                  1);
@@ -832,24 +827,22 @@ Test(metrics_gw, requests_and_attempts_are_counted)
                              "clouddialer", NULL, NULL),
                  1);
     cr_assert_eq(p_value(&b, "callgate_http_requests_total", "route", "other", "status", "404") -
-                     p_value(&a, "callgate_http_requests_total", "route", "other", "status",
-                             "404"),
+                     p_value(&a, "callgate_http_requests_total", "route", "other", "status", "404"),
                  1);
     cr_assert_eq(p_value(&b, "callgate_http_requests_total", "route", "GET /v1/calls/{id}",
                          "status", "401") -
                      p_value(&a, "callgate_http_requests_total", "route", "GET /v1/calls/{id}",
                              "status", "401"),
                  1);
-    cr_assert_eq(p_value(&b, "callgate_http_requests_total", "route", "GET /v1/calls", "status",
-                         "401") -
-                     p_value(&a, "callgate_http_requests_total", "route", "GET /v1/calls",
-                             "status", "401"),
-                 1);
+    cr_assert_eq(
+        p_value(&b, "callgate_http_requests_total", "route", "GET /v1/calls", "status", "401") -
+            p_value(&a, "callgate_http_requests_total", "route", "GET /v1/calls", "status", "401"),
+        1);
     /* The first scrape itself is counted by the time of the second. */
-    cr_assert(p_value(&b, "callgate_http_requests_total", "route", "GET /metrics", "status",
-                      "200") >= 1);
-    cr_assert(p_value(&b, "callgate_http_request_duration_seconds_count", "route",
-                      "POST /v1/calls", NULL, NULL) >= 1);
+    cr_assert(
+        p_value(&b, "callgate_http_requests_total", "route", "GET /metrics", "status", "200") >= 1);
+    cr_assert(p_value(&b, "callgate_http_request_duration_seconds_count", "route", "POST /v1/calls",
+                      NULL, NULL) >= 1);
     p_free(&a);
     p_free(&b);
 }
@@ -898,13 +891,13 @@ Test(metrics_gw, webhook_and_delivery_are_counted)
         gwtest_sleep_ms(50);
     }
     cr_assert(i < 100, "no delivery counted");
-    cr_assert_eq(p_value(&b, "callgate_webhooks_received_total", "vendor", "clouddialer",
-                         "outcome", "stored") -
+    cr_assert_eq(p_value(&b, "callgate_webhooks_received_total", "vendor", "clouddialer", "outcome",
+                         "stored") -
                      p_value(&a, "callgate_webhooks_received_total", "vendor", "clouddialer",
                              "outcome", "stored"),
                  1);
-    cr_assert_eq(p_value(&b, "callgate_webhooks_received_total", "vendor", "clouddialer",
-                         "outcome", "not_found") -
+    cr_assert_eq(p_value(&b, "callgate_webhooks_received_total", "vendor", "clouddialer", "outcome",
+                         "not_found") -
                      p_value(&a, "callgate_webhooks_received_total", "vendor", "clouddialer",
                              "outcome", "not_found"),
                  1);
@@ -971,8 +964,7 @@ Test(metrics_gw, redis_down_still_answers)
     cr_assert_eq(p_value(&p, "callgate_scrape_redis_ok", NULL, NULL, NULL, NULL), 0);
     cr_assert(!p_has(&p, "callgate_delivery_queue_depth", NULL, NULL));
     cr_assert(p_has(&p, "callgate_build_info", NULL, NULL));
-    cr_assert(p_value(&p, "callgate_redis_errors_total", "reason", "unavailable", NULL, NULL) >=
-              1);
+    cr_assert(p_value(&p, "callgate_redis_errors_total", "reason", "unavailable", NULL, NULL) >= 1);
     p_free(&p);
     cr_assert_eq(redis_fixture_restart(&gw.redis), 0);
     cr_assert(gwtest_wait_ready(&gw, 5000));
@@ -1019,8 +1011,8 @@ Test(metrics_auth, token_required_on_both_listeners)
     scrape_url(gw.base, "wrong-token", &p, 401);
     scrape_url(gw.admin_base, NULL, &p, 401);
     scrape_url(gw.base, GWTEST_ADMIN_TOKEN, &p, 200);
-    cr_assert(p_value(&p, "callgate_http_requests_total", "route", "GET /metrics", "status",
-                      "401") >= 3);
+    cr_assert(
+        p_value(&p, "callgate_http_requests_total", "route", "GET /metrics", "status", "401") >= 3);
     p_free(&p);
     scrape_url(gw.admin_base, GWTEST_ADMIN_TOKEN, &p, 200);
     cr_assert(p_has(&p, "callgate_build_info", NULL, NULL));
