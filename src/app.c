@@ -19,6 +19,7 @@
 #include "conf.h"
 #include "front.h"
 #include "throttle.h"
+#include "metrics.h"
 #include "relay.h"
 #include "routes.h"
 #include "store.h"
@@ -58,21 +59,6 @@ app_store_new(struct event_base *base, const struct conf *c)
     return store_new(base, &o);
 }
 
-struct event_base *
-app_event_base_new(void)
-{
-    struct event_config *cfg = event_config_new();
-    struct event_base *base;
-
-    if (cfg == NULL) {
-        return NULL;
-    }
-    event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-    base = event_base_new_with_config(cfg);
-    event_config_free(cfg);
-    return base;
-}
-
 struct app *
 app_new(struct event_base *base, struct conf *conf, struct route_table *routes)
 {
@@ -91,6 +77,7 @@ app_new(struct event_base *base, struct conf *conf, struct route_table *routes)
     app->base = base;
     app->conf = conf;
     app->routes = routes;
+    metrics_init();
     app->store = app_store_new(base, conf);
     app->upstream = upstream_new(base, &uo);
     {
@@ -151,6 +138,7 @@ app_reload_routes(struct app *app, char **errors, char **warnings)
     if (t == NULL) {
         cglog_error("reload_refused", "{s:s, s:s}", "what", "routes", "errors",
                     *errors != NULL ? *errors : "");
+        metrics_inc(METRIC_ROUTES_RELOADS, "error", NULL, NULL);
         return -1;
     }
     if (*warnings != NULL) {
@@ -161,6 +149,7 @@ app_reload_routes(struct app *app, char **errors, char **warnings)
     app->routes = t;
     cglog_info("routes_reloaded", "{s:s, s:i}", "routes_version", t->version, "rules",
                (int)t->nrules);
+    metrics_inc(METRIC_ROUTES_RELOADS, "ok", NULL, NULL);
     return 0;
 }
 
@@ -175,6 +164,7 @@ app_reload(struct app *app)
         cglog_error("reload_refused", "{s:s, s:s}", "what", "conf", "errors",
                     errors != NULL ? errors : "");
         free(errors);
+        metrics_inc(METRIC_ROUTES_RELOADS, "error", NULL, NULL);
         return -1;
     }
     dir = conf_routes_path(c);
@@ -185,6 +175,7 @@ app_reload(struct app *app)
                     errors != NULL ? errors : "");
         free(errors);
         conf_unref(c);
+        metrics_inc(METRIC_ROUTES_RELOADS, "error", NULL, NULL);
         return -1;
     }
     if (warnings != NULL) {
@@ -204,6 +195,7 @@ app_reload(struct app *app)
     app->routes = t;
     cglog_info("reloaded", "{s:s, s:i}", "routes_version", t->version, "tenants",
                (int)c->ntenants);
+    metrics_inc(METRIC_ROUTES_RELOADS, "ok", NULL, NULL);
     return 0;
 }
 

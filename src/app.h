@@ -43,15 +43,6 @@ struct app {
 };
 
 /*
- * The event loop the gateway runs on. epoll's change list is on: evhttp,
- * libcurl and hiredis each switch a socket's read/write interest several
- * times per request, and the change list folds the switches made in one
- * loop pass into at most one epoll_ctl per socket. (Its one caveat, fds
- * shared through dup(), does not arise here.)
- */
-struct event_base *app_event_base_new(void);
-
-/*
  * Build the app on base from a loaded conf and routes (both references are
  * taken over) and start listening. Returns NULL on failure (logged).
  */

@@ -9,6 +9,7 @@
 
 #include "breaker.h"
 #include "cglog.h"
+#include "metrics.h"
 #include "util.h"
 
 #define BREAKER_MAX_VENDORS 32
@@ -80,6 +81,7 @@ breaker_tick(const struct breaker *b, struct breaker_vendor *v, int64_t now_ms)
     if (v->state == BREAKER_OPEN && now_ms - v->opened_ms >= b->o.open_ms) {
         v->state = BREAKER_HALF_OPEN;
         v->probing = 0;
+        metrics_inc(METRIC_CIRCUIT_TRANSITIONS, v->name, breaker_state_text[v->state], NULL);
     }
 }
 
@@ -89,6 +91,7 @@ breaker_set(struct breaker_vendor *v, enum breaker_state st, int64_t now_ms, con
     if (v->state != st) {
         cglog_warn("circuit", "{s:s, s:s, s:s, s:s}", "vendor", v->name, "from",
                    breaker_state_text[v->state], "to", breaker_state_text[st], "why", why);
+        metrics_inc(METRIC_CIRCUIT_TRANSITIONS, v->name, breaker_state_text[st], NULL);
     }
     v->state = st;
     v->probing = 0;

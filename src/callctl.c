@@ -24,6 +24,7 @@
 #include "calls.h"
 #include "conf.h"
 #include "front.h"
+#include "metrics.h"
 #include "phone.h"
 #include "problem.h"
 #include "store.h"
@@ -187,6 +188,11 @@ callctl_on_vendor(enum upstream_result res, const struct upstream_response *resp
 
     c->up = NULL;
     vendor_http_clear(&c->http);
+    metrics_vendor_request(c->vendor,
+                           c->kind == CALLCTL_REFRESH ? "status"
+                           : c->kind == CALLCTL_FLAGS ? "flags"
+                                                      : "participants",
+                           upstream_result_text[res], resp->status);
     vendor_ctx_init(&ctx, cv, conf_tenant_vendor(c->tenant, c->vendor));
     if (c->kind == CALLCTL_REFRESH) {
         vendor_update_init(&upd);

@@ -43,6 +43,7 @@
 #include "front.h"
 #include "gw.h"
 #include "throttle.h"
+#include "metrics.h"
 #include "phone.h"
 #include "problem.h"
 #include "routes.h"
@@ -567,6 +568,10 @@ place_add_attempt(struct place *p, const char *vendor, const char *outcome, long
     }
     json_object_set_new(a, "ms", json_integer((json_int_t)(ms + 0.5)));
     json_array_append_new(p->attempts, a);
+    metrics_inc(METRIC_VENDOR_ATTEMPTS, vendor, outcome, NULL);
+    if (ms > 0) { /* it went out on the network */
+        metrics_observe(METRIC_VENDOR_DURATION, ms / 1000.0, vendor, NULL, NULL);
+    }
     cglog_info("vendor_attempt", "{s:s, s:s, s:s, s:s?, s:s, s:s, s:i, s:f}", "request_id",
                p->r != NULL ? p->r->request_id : "-", "call_id", p->call_id, "tenant",
                p->tenant->id, "route", callrec_field(p->fields, "route"), "vendor", vendor,
@@ -677,6 +682,7 @@ place_send(struct place *p, const char *name)
                           "not tried: the retry budget is spent (failover is limited while "
                           "vendors fail)",
                           0);
+        metrics_vendor_throttled(name, METRICS_THROTTLE_RETRY_BUDGET);
         place_release(p);
         breaker_cancel(p->app->breaker, name);
         p->next = p->ncandidates;
@@ -726,6 +732,8 @@ place_on_slot(enum throttle_verdict v, long retry_ms, void *arg)
         snprintf(detail, sizeof(detail), "not tried: this vendor's %s cap is reached",
                  v == THROTTLE_CONCURRENCY ? "concurrency" : "calls-per-second");
         place_add_attempt(p, name, "unavailable", 0, detail, 0);
+        metrics_vendor_throttled(name, v == THROTTLE_CONCURRENCY ? METRICS_THROTTLE_CONCURRENCY
+                                                                 : METRICS_THROTTLE_RATE);
         if (retry_ms > p->throttled_ms) {
             p->throttled_ms = retry_ms;
         }

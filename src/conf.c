@@ -1106,12 +1106,28 @@ conf_parse_retry_budget(struct conf_check *ck, struct conf *c, json_t *root)
     c->retry_budget.window_s = (int)conf_int(ck, "retry_budget", b, "window_s", 10, 1, 60);
 }
 
+/* "metrics": who may read GET /metrics. */
+static void
+conf_parse_metrics(struct conf_check *ck, struct conf *c, json_t *root)
+{
+    static const char *const keys[] = {"require_admin_token", NULL};
+    json_t *m = conf_object(ck, "", root, "metrics", 0);
+
+    if (m != NULL) {
+        conf_check_keys(ck, "metrics", m, keys);
+    }
+    c->metrics.require_admin_token = conf_bool(ck, "metrics", m, "require_admin_token", 0);
+    if (c->metrics.require_admin_token && c->admin_token_sha256 == NULL) {
+        conf_err(ck, "metrics.require_admin_token", "needs admin.token_sha256");
+    }
+}
+
 static void
 conf_parse_root(struct conf_check *ck, struct conf *c, json_t *root)
 {
     static const char *const keys[] = {"listen", "admin", "routes_dir", "log_level", "redis",
                                        "limits", "idempotency", "callbacks", "vendors", "breaker",
-                                       "tenants", "webhooks", "retry_budget", NULL};
+                                       "tenants", "webhooks", "retry_budget", "metrics", NULL};
     static const char *const akeys[] = {"listen", "token_sha256", NULL};
     char *s;
     json_t *admin;
@@ -1150,6 +1166,7 @@ conf_parse_root(struct conf_check *ck, struct conf *c, json_t *root)
     conf_parse_tenants(ck, c, root);
     conf_parse_breaker(ck, c, root);
     conf_parse_retry_budget(ck, c, root);
+    conf_parse_metrics(ck, c, root);
     if (c->idempotency.in_flight_s * 1000 < c->limits.request_timeout_ms) {
         conf_err(ck, "idempotency.in_flight_s",
                  "must cover limits.request_timeout_ms, or a duplicate could be placed while the "

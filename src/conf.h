@@ -144,6 +144,9 @@ struct conf {
         double min_per_s;            /* ... plus this many per second */
         int window_s;                /* over this sliding window */
     } retry_budget;
+    struct {
+        int require_admin_token;     /* GET /metrics wants the admin token */
+    } metrics;
 
     struct conf_vendor *vendors;
     size_t nvendors;

@@ -31,6 +31,7 @@
 #include "front.h"
 #include "throttle.h"
 #include "history.h"
+#include "metrics.h"
 #include "problem.h"
 #include "recording.h"
 #include "relay.h"
@@ -74,7 +75,8 @@ struct front_conn {
 
 typedef void (*front_handler)(struct front_req *r);
 
-enum { FRONT_AUTH_NONE = 0, FRONT_AUTH_TENANT = 1, FRONT_AUTH_ADMIN = 2 };
+/* METRICS: on both listeners, the admin token only if conf metrics.require_admin_token. */
+enum { FRONT_AUTH_NONE = 0, FRONT_AUTH_TENANT = 1, FRONT_AUTH_ADMIN = 2, FRONT_AUTH_METRICS = 3 };
 
 /* How a path segment pattern matches: a literal, or "*" for any one segment. */
 struct front_route {
@@ -94,6 +96,7 @@ static const struct front_route front_routes[] = {
     {EVHTTP_REQ_HEAD, "/healthz", "HEAD /healthz", 0, 0, front_healthz},
     {EVHTTP_REQ_GET, "/readyz", "GET /readyz", 0, 0, front_readyz},
     {EVHTTP_REQ_HEAD, "/readyz", "HEAD /readyz", 0, 0, front_readyz},
+    {EVHTTP_REQ_GET, "/metrics", "GET /metrics", FRONT_AUTH_METRICS, 0, metrics_get},
     {EVHTTP_REQ_POST, "/v1/calls", "POST /v1/calls", 1, 0, calls_create},
     {EVHTTP_REQ_GET, "/v1/calls", "GET /v1/calls", 1, 0, calls_list},
     {EVHTTP_REQ_GET, "/v1/calls/*", "GET /v1/calls/{id}", 1, 0, calls_get},
@@ -229,6 +232,7 @@ front_log_request(struct front_req *r, int code)
 {
     double ms = (double)(util_mono_us() - r->start_us) / 1000.0;
 
+    metrics_http_reply(r->route, code, ms / 1000.0);
     cglog_info("request", "{s:s, s:s, s:s, s:i, s:f, s:s?, s:s?, s:s?}", "request_id",
                r->request_id, "method", front_method_name(evhttp_request_get_command(r->ev)),
                "route", r->route != NULL ? r->route : "-", "status", code, "ms", ms, "tenant",
@@ -771,12 +775,14 @@ front_dispatch(struct evhttp_request *ev, void *arg)
         return;
     }
     /* With an admin address, admin routes live only there and nothing else does. */
-    if (f->admin_port != 0 &&
+    if (f->admin_port != 0 && route->auth != FRONT_AUTH_METRICS &&
         (route->auth == FRONT_AUTH_ADMIN) != front_on_admin_port(ev, f->admin_port)) {
         front_problem(r, 404, "not-found", "no such endpoint", NULL);
         return;
     }
-    if (route->auth == FRONT_AUTH_ADMIN && front_admin_ok(r) != 0) {
+    if ((route->auth == FRONT_AUTH_ADMIN ||
+         (route->auth == FRONT_AUTH_METRICS && r->conf->metrics.require_admin_token)) &&
+        front_admin_ok(r) != 0) {
         if (r->conf->admin_token_sha256 == NULL) {
             front_problem(r, 404, "not-found", "the admin API is not configured", NULL);
         } else {

@@ -21,6 +21,7 @@
 #include "conf.h"
 #include "front.h"
 #include "history.h"
+#include "metrics.h"
 #include "phone.h"
 #include "problem.h"
 #include "upstream.h"
@@ -125,6 +126,8 @@ slot_on_done(enum upstream_result res, const struct upstream_response *resp, voi
 
     s->up = NULL;
     vendor_http_clear(&s->http);
+    metrics_vendor_request(s->vendor, f->counts ? "counts" : "history", upstream_result_text[res],
+                           resp->status);
     if (res == UPSTREAM_ERR_TIMEOUT) {
         slot_end(s, "timeout", "the vendor did not answer in time");
         return;

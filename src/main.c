@@ -118,7 +118,7 @@ main(int argc, char **argv)
         fprintf(stderr, "callgate: libcurl initialisation failed\n");
         return 1;
     }
-    base = app_event_base_new();
+    base = event_base_new();
     if (base == NULL) {
         fprintf(stderr, "callgate: cannot create the event loop\n");
         return 1;

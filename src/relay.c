@@ -109,6 +109,7 @@
 #include "crypto.h"
 #include "front.h"
 #include "gw.h"
+#include "metrics.h"
 #include "problem.h"
 #include "relay.h"
 #include "ssrf.h"
@@ -860,6 +861,10 @@ relay_item_finish(struct relay_item *it, const char *outcome, long delay_ms, lon
     snprintf(delay, sizeof(delay), "%ld", delay_ms);
     snprintf(age, sizeof(age), "%ld", RELAY_MAX_AGE_S(c) * 1000);
     snprintf(st, sizeof(st), "%ld", status);
+    metrics_inc(METRIC_DELIVERIES, strcmp(outcome, "ok") == 0      ? "delivered"
+                                   : strcmp(outcome, "retry") == 0 ? "retried"
+                                                                   : "dead",
+                NULL, NULL);
     if (op == NULL || relay_op_arg(op, c->redis.key_prefix) != 0 ||
         relay_op_arg(op, it->tenant) != 0 || relay_op_arg(op, it->id) != 0 ||
         relay_op_arg(op, it->xid) != 0 || relay_op_arg(op, it->lease) != 0 ||
@@ -922,6 +927,7 @@ relay_on_attempt_done(enum upstream_result res, const struct upstream_response *
 
     it->up = NULL;
     error[0] = reason[0] = '\0';
+    metrics_observe(METRIC_DELIVERY_DURATION, ms / 1000.0, NULL, NULL, NULL);
     if ((res == UPSTREAM_OK || res == UPSTREAM_ERR_TOO_LARGE) && status >= 200 && status < 300) {
         outcome = "ok";
     } else {

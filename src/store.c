@@ -36,7 +36,9 @@
 
 #include "cglog.h"
 #include "gw.h"
+#include "metrics.h"
 #include "store.h"
+#include "util.h"
 
 #define STORE_DEFAULT_CONNECT_MS 1000
 #define STORE_DEFAULT_COMMAND_MS 1000
@@ -66,6 +68,7 @@ struct store_cmd {
     struct event *timer;         /* deadline, or the zero delay of a deferred failure */
     char *eval_cmd;              /* formatted EVAL for the NOSCRIPT retry, or NULL */
     size_t eval_len;             /* its length */
+    int64_t start_us;            /* issued (for the metrics) */
     unsigned in_redis : 1;       /* hiredis still holds this as privdata */
     unsigned done : 1;           /* the completion has been delivered */
     unsigned deferred : 1;       /* on st->deferred: fails UNAVAILABLE when timer fires */
@@ -165,6 +168,7 @@ store_cmd_new(struct store *st, store_cb cb, void *arg)
     }
     cmd->cb = cb;
     cmd->arg = arg;
+    cmd->start_us = util_mono_us();
     return cmd;
 }
 
@@ -208,6 +212,14 @@ store_cmd_finish(struct store_cmd *cmd, enum store_result res, const redisReply 
 {
     evtimer_del(cmd->timer);
     cmd->done = 1;
+    metrics_inc(METRIC_REDIS_COMMANDS, NULL, NULL, NULL);
+    if (res != STORE_OK) {
+        metrics_inc(METRIC_REDIS_ERRORS, store_result_text[res], NULL, NULL);
+    }
+    if (res != STORE_ERR_UNAVAILABLE) { /* it went to Redis */
+        metrics_observe(METRIC_REDIS_DURATION, (double)(util_mono_us() - cmd->start_us) / 1e6,
+                        NULL, NULL, NULL);
+    }
     if (cmd->cb != NULL) {
         cmd->cb(res, reply, cmd->arg);
     }

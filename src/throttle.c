@@ -14,6 +14,7 @@
 #include "crypto.h"
 #include "front.h"
 #include "gw.h"
+#include "metrics.h"
 #include "throttle.h"
 #include "store.h"
 #include "util.h"
@@ -139,6 +140,7 @@ throttle_on_tenant(enum store_result res, const struct redisReply *reply, void *
                  verdict == THROTTLE_RATE ? "request" : "call", after);
         cglog_info("rate_limited", "{s:s, s:s, s:i}", "request_id", r->request_id, "tenant",
                    r->tenant->id, "retry_ms", (int)retry_ms);
+        metrics_rate_limited(r->tenant->id);
         front_problem_ex(r, 429, "rate-limited", detail, NULL, NULL,
                          (const char *const[]){"Retry-After", after, NULL});
         return;

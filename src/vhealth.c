@@ -13,6 +13,7 @@
 #include "app.h"
 #include "cglog.h"
 #include "conf.h"
+#include "metrics.h"
 #include "upstream.h"
 #include "util.h"
 #include "vendor.h"
@@ -101,6 +102,7 @@ vhealth_on_probe(enum upstream_result res, const struct upstream_response *resp,
 
     e->up = NULL;
     vendor_http_clear(&e->http);
+    metrics_vendor_request(e->name, "health", upstream_result_text[res], resp->status);
     if (res != UPSTREAM_OK) {
         snprintf(detail, sizeof(detail), "%s: %s", upstream_result_text[res], resp->error);
         vhealth_record(e, VHEALTH_DOWN, (long)resp->total_ms, detail);

@@ -27,6 +27,7 @@
 #include "conf.h"
 #include "crypto.h"
 #include "front.h"
+#include "metrics.h"
 #include "problem.h"
 #include "relay.h"
 #include "store.h"
@@ -262,6 +263,7 @@ webhook_apply(struct app *app, struct conf *conf, const struct conf_tenant *tena
 struct inbound {
     struct front_req *r; /* NULL once answered */
     size_t pending;      /* updates not yet stored */
+    char vendor[32];     /* for the metrics */
     size_t stored, dups, orphans, failed;
 };
 
@@ -281,17 +283,23 @@ inbound_on_applied(const char *verdict, void *arg)
     struct inbound *in = arg;
     struct front_req *r = in->r;
     size_t total;
+    const char *outcome;
     json_t *body;
 
     if (verdict == NULL) {
         in->failed++;
+        outcome = "store_failed";
     } else if (strcmp(verdict, "dup") == 0) {
         in->dups++;
+        outcome = "duplicate";
     } else if (strcmp(verdict, "orphan") == 0) {
         in->orphans++;
+        outcome = "orphan";
     } else {
         in->stored++;
+        outcome = "stored";
     }
+    metrics_inc(METRIC_WEBHOOKS, in->vendor, outcome, NULL);
     if (--in->pending > 0) {
         return;
     }
@@ -350,6 +358,7 @@ webhook_unusable(struct front_req *r, const char *vendor, const char *err)
     json_t *errors = json_array();
 
     problem_add_error(errors, "body", err);
+    metrics_inc(METRIC_WEBHOOKS, vendor, "invalid", NULL);
     cglog_warn("webhook_rejected", "{s:s, s:s, s:s, s:s, s:i}", "request_id", r->request_id,
                "vendor", vendor, "tenant", r->tenant->id, "reason", err, "bytes",
                (int)r->body_len);
@@ -386,6 +395,7 @@ webhook_receive(struct front_req *r)
     tv = r->tenant != NULL ? conf_tenant_vendor(r->tenant, vendor) : NULL;
     if (r->tenant == NULL || !webhook_basic_ok(r, tv)) {
         r->tenant = NULL;
+        metrics_inc(METRIC_WEBHOOKS, ops != NULL ? vendor : "other", "not_found", NULL);
         front_problem(r, 404, "not-found", "no such endpoint", NULL);
         return;
     }
@@ -423,6 +433,7 @@ webhook_receive(struct front_req *r)
     }
     in->r = r;
     in->pending = n;
+    util_strlcpy(in->vendor, vendor, sizeof(in->vendor));
     r->ctx = in;
     r->on_deadline = inbound_on_deadline;
     util_strlcpy(r->log_call_id, ups[0].call_id[0] ? ups[0].call_id : ups[0].vendor_call_id,

@@ -87,6 +87,28 @@ get_at(const char *base, const char *key, const char *path, struct http_resp *ou
     return out->status;
 }
 
+/* The value of one series in base's /metrics (0 when absent). */
+static double
+metric_at(const char *base, const char *series)
+{
+    char url[256];
+    struct http_resp r;
+    const char *at;
+    double v = 0;
+
+    snprintf(url, sizeof(url), "%s/metrics", base);
+    cr_assert_eq(http_do("GET", url, NULL, NULL, 0, 5000, &r), 0);
+    cr_assert_eq(r.status, 200);
+    for (at = strstr(r.body, series); at != NULL; at = strstr(at + 1, series)) {
+        if ((at == r.body || at[-1] == '\n') && at[strlen(series)] == ' ') {
+            v = strtod(at + strlen(series) + 1, NULL);
+            break;
+        }
+    }
+    http_resp_free(&r);
+    return v;
+}
+
 /* A 429 as the contract says: the problem, and a Retry-After of whole seconds. */
 static void
 assert_rate_limited(struct http_resp *r)
@@ -129,6 +151,10 @@ Test(throttle, tenant_rate_limit_is_shared_by_two_replicas, .init = setup_reques
     cr_assert(ok <= bound, "%d accepted in %.2f s by two replicas (bound %.1f)", ok, elapsed,
               bound);
     cr_assert_eq(ok + limited, 60);
+    /* Each replica counts its own refusals in /metrics. */
+    cr_assert_eq(metric_at(gw.base, "callgate_rate_limited_total{tenant=\"acme\"}") +
+                     metric_at(replica_base, "callgate_rate_limited_total{tenant=\"acme\"}"),
+                 limited);
 
     /* Another tenant has no limit and is not affected. */
     for (i = 0; i < 20; i++) {
@@ -253,6 +279,11 @@ Test(throttle, vendor_concurrency_cap_holds_across_replicas, .init = setup_concu
     }
     cr_assert(ok >= 1 && ok <= 2, "%d placements ran at once (cap 2)", ok);
     cr_assert_eq(ok + capped, 8);
+    cr_assert_eq(metric_at(gw.base, "callgate_vendor_throttled_total{vendor=\"clouddialer\","
+                                    "reason=\"concurrency\"}") +
+                     metric_at(replica_base, "callgate_vendor_throttled_total{vendor="
+                                             "\"clouddialer\",reason=\"concurrency\"}"),
+                 capped);
     /* Slots come back when the attempts end: the next call goes through. */
     cr_assert_eq(sim_delete(&gw, "/_sim/faults"), 200);
     cr_assert_eq(gw_post_call(&gw, GWTEST_ACME_KEY, "cc-after",
@@ -342,5 +373,8 @@ Test(throttle, retry_budget_limits_failover_during_an_outage, .init = setup_budg
     /* 20 % of 20 first attempts: 4 failovers, not 20. */
     cr_assert(failed_over >= 3 && failed_over <= 4, "%d calls failed over", failed_over);
     cr_assert_eq(failed_over + spent, 20);
+    cr_assert_eq(metric_at(gw.base, "callgate_vendor_throttled_total{vendor=\"callerdesk\","
+                                    "reason=\"retry_budget\"}"),
+                 spent);
     cr_assert_eq(sim_count(&gw, "POST", "/calls"), 20);
 }

@@ -131,6 +131,9 @@ gwtest_write_conf(struct gwtest *t)
         }
         json_object_set_new(conf, "admin", admin);
     }
+    if (o->metrics_admin_token) {
+        json_object_set_new(conf, "metrics", json_pack("{s:b}", "require_admin_token", 1));
+    }
     {
         /* Suites that inject vendor faults on purpose would trip the circuits
          * and change their own expectations: breakers stay out of the way

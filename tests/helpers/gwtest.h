@@ -50,6 +50,7 @@ struct gwtest_opts {
     int breaker_consecutive;    /* breaker.consecutive_failures (0 = callgate's default) */
     long breaker_open_ms;       /* breaker.open_ms (0 = callgate's default) */
     int admin_listener;         /* serve the admin API on its own port (admin_base) */
+    int metrics_admin_token;    /* metrics.require_admin_token: GET /metrics wants the token */
     int strict_agents;          /* unknown agents are 404 (the contract's default); else the
                                    tenants pass agent ids to the vendors as they are */
     const char *conf_patch;     /* JSON merged into the generated configuration last:
