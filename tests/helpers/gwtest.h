@@ -52,6 +52,7 @@ struct gwtest_opts {
     int admin_listener;         /* serve the admin API on its own port (admin_base) */
     int strict_agents;          /* unknown agents are 404 (the contract's default); else the
                                    tenants pass agent ids to the vendors as they are */
+    int workers;                /* callgate --workers N (0 = the option is not given) */
 };
 
 struct gwtest {
