@@ -143,7 +143,8 @@ workers_on_exit(struct workers *w, pid_t pid, int st)
         workers_forward(w, SIGTERM);
         return;
     }
-    delay = WORKERS_BACKOFF_MIN_US << s->young_deaths;
+    /* 100 ms after a worker that lived, then 100, 200, 400... ms per young death in a row. */
+    delay = WORKERS_BACKOFF_MIN_US << (s->young_deaths > 0 ? s->young_deaths - 1 : 0);
     if (delay > WORKERS_BACKOFF_MAX_US) {
         delay = WORKERS_BACKOFF_MAX_US;
     }
