@@ -2,9 +2,10 @@
 # callgate's whole test run: install what is missing, then build and run
 # every suite twice -- a plain build and an AddressSanitizer +
 # UndefinedBehaviorSanitizer build -- against real redis-server processes and
-# the vendor simulator on loopback (the suites start and stop them). The last
-# line is "N passed, N failed" over every suite of both builds; the exit code
-# is non-zero when anything failed.
+# the vendor simulator on loopback (the suites start and stop them), then the
+# OpenAPI live check and `make distcheck`. The last line is "N passed, N
+# failed" over every test of both builds, the OpenAPI check's own count, and
+# one for distcheck; the exit code is non-zero when anything failed.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 "$here/deps.sh" || exit 1
@@ -78,10 +79,39 @@ run_openapi() {
   failed=$((failed + f))
 }
 
+# The release tarball: `make distcheck` in build/dist builds it, then builds
+# it read-only out of tree, runs every suite there, installs, runs the
+# installed binary on the installed example configuration, and uninstalls.
+# One pass or one fail. Serial make: its check must not run suites side by
+# side (criterion already uses both cores within a suite). Every suite is
+# built there, but only these run (TESTS= reaches the inner make through
+# MAKEFLAGS): the ones that read conf/, routes/ and tests/fixtures from the
+# tarball plus two that start Redis, the simulator and the daemon -- the
+# rest ran twice above, and all of them would add about 4 minutes.
+DIST_TESTS="tests/test_phone tests/test_crypto tests/test_conf tests/test_upstream
+  tests/test_clouddialer tests/test_getdesk tests/test_callerdesk tests/test_ccai
+  tests/test_routes tests/test_decide tests/test_breaker tests/test_callrec tests/test_ssrf
+  tests/test_api tests/test_workers"
+run_distcheck() {
+  local dir="$CG_TOP/build/dist" t0=$(date +%s)
+  echo "== distcheck (build/dist)"
+  mkdir -p "$dir"
+  if (cd "$dir" && { [ -f Makefile ] || "$CG_TOP/configure" >configure.out 2>&1; } \
+        && CRITERION_JOBS=2 make distcheck TESTS="$(echo $DIST_TESTS)" >distcheck.out 2>&1); then
+    echo "  distcheck: passed in $(( $(date +%s) - t0 )) s"
+    passed=$((passed + 1))
+  else
+    grep -E '^(FAIL|ERROR):|rror' "$dir/distcheck.out" | head -20
+    echo "  distcheck: FAILED after $(( $(date +%s) - t0 )) s (see build/dist/distcheck.out)"
+    failed=$((failed + 1))
+  fi
+}
+
 start=$(date +%s)
 run_build plain
 run_build asan --enable-asan
 run_openapi
+run_distcheck
 echo "== done in $(( $(date +%s) - start )) s; logs in build/*/tests/*.log"
 [ $failed -gt 0 ] && status=1
 echo "$passed passed, $failed failed"

@@ -8,12 +8,15 @@
 #include <string.h>
 #include <time.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
 #include "cglog.h"
 
 static enum cglog_level cglog_threshold = CGLOG_INFO;
+static int cglog_worker = -1;   /* --workers slot, or -1 */
+static long cglog_pid;
 
 static const char *const cglog_level_text[] = {
     [CGLOG_ERROR] = "error",
@@ -26,6 +29,13 @@ void
 cglog_set_level(enum cglog_level level)
 {
     cglog_threshold = level;
+}
+
+void
+cglog_set_worker(int index)
+{
+    cglog_worker = index;
+    cglog_pid = (long)getpid();
 }
 
 int
@@ -78,6 +88,10 @@ cglog_write(enum cglog_level level, const char *event, const char *fields, ...)
     if (line == NULL) {
         json_decref(extra);
         return;
+    }
+    if (cglog_worker >= 0) {
+        json_object_set_new(line, "worker", json_integer(cglog_worker));
+        json_object_set_new(line, "pid", json_integer(cglog_pid));
     }
     if (fields != NULL && extra == NULL) {
         json_object_set_new(line, "log_error", json_string(err.text));

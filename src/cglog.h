@@ -16,6 +16,12 @@ enum cglog_level { CGLOG_ERROR = 0, CGLOG_WARN, CGLOG_INFO, CGLOG_DEBUG };
 /* Lines above this level are dropped. Default CGLOG_INFO. */
 void cglog_set_level(enum cglog_level level);
 
+/*
+ * Under --workers: every later line of this process carries "worker" (the
+ * slot, 0..N-1) and "pid". A single process leaves them out.
+ */
+void cglog_set_worker(int index);
+
 /* Parse "error", "warn", "info" or "debug". Returns 0 or -1. */
 int cglog_parse_level(const char *name, enum cglog_level *out);
 

@@ -18,6 +18,8 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <event2/util.h>
 #include <jansson.h>
 
 #include "admin.h"
@@ -817,6 +819,56 @@ front_dispatch(struct evhttp_request *ev, void *arg)
     route->handler(r);
 }
 
+/* --workers: every worker binds the same ports (SO_REUSEPORT). */
+static int front_shared_ports;
+
+void
+front_share_ports(int on)
+{
+    front_shared_ports = on;
+}
+
+/*
+ * Listen on host:port. Alone, as evhttp binds by itself. With shared ports
+ * the socket is made here, because evhttp_bind_socket_with_handle cannot ask
+ * for SO_REUSEPORT; evhttp then accepts on it as on its own.
+ */
+static struct evhttp_bound_socket *
+front_bind(struct front *f, const char *host, int port)
+{
+    struct evutil_addrinfo hints, *ai = NULL;
+    struct evhttp_bound_socket *bound;
+    struct evconnlistener *l;
+    char service[8];
+
+    if (!front_shared_ports) {
+        return evhttp_bind_socket_with_handle(f->http, host, (ev_uint16_t)port);
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_ADDRCONFIG;
+    snprintf(service, sizeof(service), "%d", port);
+    if (evutil_getaddrinfo(host, service, &hints, &ai) != 0 || ai == NULL) {
+        return NULL;
+    }
+    l = evconnlistener_new_bind(f->app->base, NULL, NULL,
+                                LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT |
+                                    LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_CLOSE_ON_FREE,
+                                128, ai->ai_addr, (int)ai->ai_addrlen);
+    evutil_freeaddrinfo(ai);
+    if (l == NULL) {
+        return NULL;
+    }
+    /* From here evhttp owns the listener (freed with it or on delete). */
+    bound = evhttp_bind_listener(f->http, l);
+    if (bound == NULL) {
+        evconnlistener_free(l);
+    }
+    return bound;
+}
+
 struct front *
 front_new(struct app *app)
 {
@@ -868,7 +920,7 @@ front_new(struct app *app)
         event_add(f->sweep, &every);
     }
     evhttp_set_bevcb(f->http, front_on_new_conn, f);
-    f->sock = evhttp_bind_socket_with_handle(f->http, c->listen_host, (ev_uint16_t)c->listen_port);
+    f->sock = front_bind(f, c->listen_host, c->listen_port);
     if (f->sock == NULL) {
         cglog_error("listen_failed", "{s:s, s:i}", "host", c->listen_host, "port",
                     c->listen_port);
@@ -877,8 +929,7 @@ front_new(struct app *app)
     }
     cglog_info("listening", "{s:s, s:i}", "host", c->listen_host, "port", c->listen_port);
     if (c->admin_listen_host != NULL) {
-        f->admin_sock = evhttp_bind_socket_with_handle(f->http, c->admin_listen_host,
-                                                       (ev_uint16_t)c->admin_listen_port);
+        f->admin_sock = front_bind(f, c->admin_listen_host, c->admin_listen_port);
         if (f->admin_sock == NULL) {
             cglog_error("listen_failed", "{s:s, s:s, s:i}", "what", "admin", "host",
                         c->admin_listen_host, "port", c->admin_listen_port);

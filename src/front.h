@@ -52,6 +52,12 @@ struct front_req {
 };
 
 struct front *front_new(struct app *app);
+
+/*
+ * --workers: bind the listeners with SO_REUSEPORT so that every worker
+ * process listens on the same ports. Call before front_new.
+ */
+void front_share_ports(int on);
 void front_free(struct front *f);
 
 /* Stop accepting new connections (drain). */

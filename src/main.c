@@ -1,6 +1,7 @@
 /*
- * main.c: the callgate daemon: options, configuration test (-t), and the
- * event loop. Everything else lives in libcallgate.a.
+ * main.c: the callgate daemon: options, configuration test (-t), version
+ * (-V), the optional worker processes (--workers) and the event loop.
+ * Everything else lives in libcallgate.a.
  */
 #include "config.h"
 
@@ -12,23 +13,60 @@
 
 #include <curl/curl.h>
 #include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/opensslv.h>
 
 #include "app.h"
 #include "cglog.h"
 #include "conf.h"
+#include "front.h"
 #include "routes.h"
+#include "util.h"
+#include "workers.h"
+
+#ifndef CG_DEFAULT_CONF
+#define CG_DEFAULT_CONF "conf/callgate.json"
+#endif
 
 static void
 main_usage(FILE *out)
 {
     fprintf(out,
-            "usage: callgate [-c FILE] [-t] [-V]\n"
-            "       callgate --check-routes DIR -c FILE\n"
-            "  -c, --conf FILE        configuration (default conf/callgate.json)\n"
+            "usage: callgate [-c FILE] [-w N] [-t]\n"
+            "       callgate --check-routes DIR [-c FILE]\n"
+            "       callgate -V | -h\n"
+            "  -c, --conf FILE        configuration (default " CG_DEFAULT_CONF ")\n"
+            "  -w, --workers N        N worker processes sharing the listeners (1..%d, default 1)\n"
             "  -t, --test             check configuration and routes, then exit\n"
             "      --check-routes DIR check the routing table in DIR against the configuration\n"
-            "  -V, --version          print version and build options\n"
-            "  -h, --help             this text\n");
+            "  -V, --version          print version and build options, then exit\n"
+            "  -h, --help             this text\n",
+            WORKERS_MAX);
+}
+
+/* -V: what was built, with what, and what is linked at run time. */
+static void
+main_version(void)
+{
+    const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+
+    printf("callgate %s\n", PACKAGE_VERSION);
+    printf("build options: %s\n", CG_BUILD_OPTIONS);
+#ifdef __VERSION__
+    printf("compiler: %s (%s)\n", CG_BUILD_CC, __VERSION__);
+#else
+    printf("compiler: %s\n", CG_BUILD_CC);
+#endif
+    printf("libevent: %s (built with %s)\n", event_get_version(), LIBEVENT_VERSION);
+    printf("libcurl: %s, %s (built with %s)\n", cv->version,
+           cv->ssl_version != NULL ? cv->ssl_version : "no TLS", LIBCURL_VERSION);
+    printf("jansson: %s (built with %s)\n", jansson_version_str(), JANSSON_VERSION);
+    /* hiredis 0.14 has no run-time version call. */
+    printf("hiredis: built with %d.%d.%d\n", HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
+    printf("libcrypto: %s (built with %s)\n", OpenSSL_version(OPENSSL_VERSION),
+           OPENSSL_VERSION_TEXT);
 }
 
 /* Load conf and routes, printing every error. Returns 0 with both, or -1. */
@@ -67,19 +105,27 @@ main(int argc, char **argv)
     static const struct option opts[] = {
         {"conf", required_argument, NULL, 'c'},  {"test", no_argument, NULL, 't'},
         {"version", no_argument, NULL, 'V'},     {"help", no_argument, NULL, 'h'},
-        {"check-routes", required_argument, NULL, 'R'}, {NULL, 0, NULL, 0},
+        {"check-routes", required_argument, NULL, 'R'}, {"workers", required_argument, NULL, 'w'},
+        {NULL, 0, NULL, 0},
     };
-    const char *conf_path = "conf/callgate.json", *routes_dir = NULL;
+    const char *conf_path = CG_DEFAULT_CONF, *routes_dir = NULL;
     struct route_table *routes;
     struct event_base *base;
     struct conf *conf;
     struct app *app;
-    int c, test = 0, rc = 0;
+    int c, test = 0, rc = 0, worker = -1;
+    long workers = 1;
 
-    while ((c = getopt_long(argc, argv, "c:tVh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:w:tVh", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             conf_path = optarg;
+            break;
+        case 'w':
+            if (util_parse_long(optarg, 1, WORKERS_MAX, &workers) != 0) {
+                fprintf(stderr, "callgate: --workers must be 1..%d\n", WORKERS_MAX);
+                return 2;
+            }
             break;
         case 't':
             test = 1;
@@ -89,7 +135,7 @@ main(int argc, char **argv)
             test = 1;
             break;
         case 'V':
-            printf("callgate %s (%s)\n", PACKAGE_VERSION, CG_BUILD_OPTIONS);
+            main_version();
             return 0;
         case 'h':
             main_usage(stdout);
@@ -113,6 +159,20 @@ main(int argc, char **argv)
         conf_unref(conf);
         return 0;
     }
+    if (workers > 1) {
+        /* The supervisor only checked them; each worker loads its own (a
+         * worker started again after a reload must read the files anew). */
+        routes_unref(routes);
+        conf_unref(conf);
+        if (!workers_run((int)workers, &worker, &rc)) {
+            return rc;
+        }
+        cglog_set_worker(worker);
+        front_share_ports(1);
+        if (main_load(conf_path, routes_dir, &conf, &routes) != 0) {
+            return 1;
+        }
+    }
     signal(SIGPIPE, SIG_IGN);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "callgate: libcurl initialisation failed\n");
@@ -127,6 +187,9 @@ main(int argc, char **argv)
     if (app == NULL || app_install_signals(app) != 0) {
         rc = 1;
     } else {
+        if (worker >= 0) {
+            workers_signals_ready();
+        }
         event_base_dispatch(base);
         cglog_info("stopped", NULL);
     }

@@ -259,8 +259,12 @@ gwtest_replica_start(struct gwtest *t, struct proc *gw, char *base, size_t basel
 void
 gwtest_gateway_start(struct gwtest *t)
 {
+    char workers[16];
     const char *argv[] = {gwtest_env("CG_CALLGATE", CG_BUILDDIR "/src/callgate"), "-c",
-                          t->conf_path, NULL};
+                          t->conf_path, t->opts.workers > 0 ? "--workers" : NULL, workers,
+                          NULL};
+
+    snprintf(workers, sizeof(workers), "%d", t->opts.workers);
 
     cr_assert_eq(proc_start(&t->gw, argv, NULL, t->gw_log), 0, "cannot start callgate");
     if (proc_wait_port(t->gw_port, 10000) != 0) {

@@ -55,6 +55,7 @@ struct gwtest_opts {
                                    tenants pass agent ids to the vendors as they are */
     const char *conf_patch;     /* JSON merged into the generated configuration last:
                                    objects key by key, arrays element by element */
+    int workers;                /* callgate --workers N (0 = the option is not given) */
 };
 
 struct gwtest {
