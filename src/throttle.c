@@ -153,47 +153,45 @@ throttle_tenant_check(struct front_req *r, int is_call, void (*handler)(struct f
 {
     const struct conf_tenant *t = r->tenant;
     struct throttle_wait *w = malloc(sizeof(*w));
-    char keys[2][200], nums[4][32];
-    const char *args[7], *kargs[2];
-    int nk = 0, n, i;
-    const char *rates[2], *bursts[2];
+    struct {
+        const char *name;
+        double per_s, burst;
+    } b[2];
+    char keys[2][200], nums[4][32], nb[4];
+    const char *args[7];
+    int n = 0, i, a = 0;
 
     if (w == NULL) {
         handler(r);
         return;
     }
     if (t->rate_limit.requests_per_s > 0) {
-        app_key(r->app, keys[nk], sizeof(keys[nk]), "rl:%s:requests", t->id);
-        snprintf(nums[0], sizeof(nums[0]), "%.6g", t->rate_limit.requests_per_s);
-        snprintf(nums[1], sizeof(nums[1]), "%.6g", t->rate_limit.burst);
-        rates[nk] = nums[0];
-        bursts[nk] = nums[1];
-        kargs[nk] = keys[nk];
-        nk++;
+        b[n].name = "requests";
+        b[n].per_s = t->rate_limit.requests_per_s;
+        b[n++].burst = t->rate_limit.burst;
     }
     if (is_call && t->rate_limit.calls_per_s > 0) {
-        app_key(r->app, keys[nk], sizeof(keys[nk]), "rl:%s:calls", t->id);
-        snprintf(nums[2], sizeof(nums[2]), "%.6g", t->rate_limit.calls_per_s);
-        snprintf(nums[3], sizeof(nums[3]), "%.6g", t->rate_limit.calls_burst);
-        rates[nk] = nums[2];
-        bursts[nk] = nums[3];
-        kargs[nk] = keys[nk];
-        nk++;
+        b[n].name = "calls";
+        b[n].per_s = t->rate_limit.calls_per_s;
+        b[n++].burst = t->rate_limit.calls_burst;
     }
-    n = 0;
-    for (i = 0; i < nk; i++) {
-        args[n++] = kargs[i];
+    /* The script's order: the bucket keys, their count, then rate and burst of each. */
+    for (i = 0; i < n; i++) {
+        args[a++] = app_key(r->app, keys[i], sizeof(keys[i]), "rl:%s:%s", t->id, b[i].name);
     }
-    args[n++] = nk == 1 ? "1" : "2";
-    for (i = 0; i < nk; i++) {
-        args[n++] = rates[i];
-        args[n++] = bursts[i];
+    snprintf(nb, sizeof(nb), "%d", n);
+    args[a++] = nb;
+    for (i = 0; i < n; i++) {
+        snprintf(nums[2 * i], sizeof(nums[0]), "%.6g", b[i].per_s);
+        snprintf(nums[2 * i + 1], sizeof(nums[0]), "%.6g", b[i].burst);
+        args[a++] = nums[2 * i];
+        args[a++] = nums[2 * i + 1];
     }
     w->r = r;
     w->handler = handler;
     r->ctx = w;
     r->on_deadline = throttle_on_deadline;
-    store_eval(r->app->store, r->app->lua_throttle, nk, n, args, NULL, throttle_on_tenant, w);
+    store_eval(r->app->store, r->app->lua_throttle, n, a, args, NULL, throttle_on_tenant, w);
 }
 
 /* ---- vendor caps --------------------------------------------------------- */
