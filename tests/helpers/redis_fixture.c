@@ -49,16 +49,17 @@ rf_find_server(char *out, size_t outlen)
     return access(out, X_OK) == 0 ? 0 : -1;
 }
 
-/* Blocking PING over TCP: 1 when the server answers PONG. */
+/* Blocking PING over TCP (unix_path NULL) or the unix socket: 1 on PONG. */
 static int
-rf_ping(int port)
+rf_ping(int port, const char *unix_path)
 {
     struct timeval tv = {0, 200 * 1000};
     redisContext *c;
     redisReply *r;
     int ok = 0;
 
-    c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    c = unix_path != NULL ? redisConnectUnixWithTimeout(unix_path, tv)
+                          : redisConnectWithTimeout("127.0.0.1", port, tv);
     if (c == NULL) {
         return 0;
     }
@@ -82,7 +83,9 @@ rf_wait_ready(struct redis_fixture *rf)
         if (!proc_alive(&rf->proc)) {
             return -1;
         }
-        if (rf_ping(rf->port)) {
+        /* The unix socket is ours alone; a PONG on the port could come from
+         * another suite's server that took the port first (ours then exits). */
+        if (rf_ping(0, rf->unix_path) && rf_ping(rf->port, NULL) && proc_alive(&rf->proc)) {
             return 0;
         }
         usleep(20 * 1000);
