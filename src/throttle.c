@@ -81,8 +81,8 @@ throttle_answer(const struct redisReply *reply, enum throttle_verdict *verdict, 
     if (reply->element[0]->integer == 1) {
         return 1;
     }
-    *verdict = strcmp(reply->element[1]->str, "concurrency") == 0 ? THROTTLE_CONCURRENCY
-                                                                  : THROTTLE_RATE;
+    *verdict =
+        strcmp(reply->element[1]->str, "concurrency") == 0 ? THROTTLE_CONCURRENCY : THROTTLE_RATE;
     *retry_ms = (long)reply->element[2]->integer;
     return 0;
 }
@@ -96,7 +96,7 @@ throttle_tenant_applies(const struct conf_tenant *t, int is_call)
 }
 
 struct throttle_wait {
-    struct front_req *r;             /* NULL once the deadline answered */
+    struct front_req *r; /* NULL once the deadline answered */
     void (*handler)(struct front_req *r);
 };
 
@@ -108,8 +108,8 @@ throttle_on_deadline(struct front_req *r)
     w->r = NULL;
     r->ctx = NULL;
     r->on_deadline = NULL;
-    front_problem_ex(r, 503, "store-unavailable", "the rate limiter did not answer in time",
-                     NULL, NULL, (const char *const[]){"Retry-After", "1", NULL});
+    front_problem_ex(r, 503, "store-unavailable", "the rate limiter did not answer in time", NULL,
+                     NULL, (const char *const[]){"Retry-After", "1", NULL});
 }
 
 static void
@@ -130,14 +130,13 @@ throttle_on_tenant(enum store_result res, const struct redisReply *reply, void *
     r->on_deadline = NULL;
     taken = res == STORE_OK ? throttle_answer(reply, &verdict, &retry_ms) : -1;
     if (taken < 0) {
-        cglog_warn("rate_limit_unchecked", "{s:s, s:s, s:s}", "request_id", r->request_id,
-                   "tenant", r->tenant->id, "result", store_result_text[res]);
+        cglog_warn("rate_limit_unchecked", "{s:s, s:s, s:s}", "request_id", r->request_id, "tenant",
+                   r->tenant->id, "result", store_result_text[res]);
     } else if (taken == 0) {
         char after[24], detail[160];
         snprintf(after, sizeof(after), "%ld", retry_ms < 1000 ? 1 : (retry_ms + 999) / 1000);
-        snprintf(detail, sizeof(detail),
-                 "this API key is over its %s rate limit; retry after %s s",
-                 verdict == THROTTLE_RATE ? "request" : "call", after);
+        snprintf(detail, sizeof(detail), "this API key is over its rate limit; retry after %s s",
+                 after);
         cglog_info("rate_limited", "{s:s, s:s, s:i}", "request_id", r->request_id, "tenant",
                    r->tenant->id, "retry_ms", (int)retry_ms);
         metrics_rate_limited(r->tenant->id);
@@ -219,8 +218,8 @@ throttle_on_vendor(enum store_result res, const struct redisReply *reply, void *
     if (taken < 0) {
         cglog_warn("vendor_cap_unchecked", "{s:s, s:s}", "vendor", a->vendor, "result",
                    store_result_text[res]);
-        verdict = THROTTLE_OK;
-    } else if (taken == 1) {
+    }
+    if (taken != 0) { /* taken, or unchecked: fail open */
         verdict = THROTTLE_OK;
     }
     a->cb(verdict, retry_ms, a->arg);
@@ -229,18 +228,22 @@ throttle_on_vendor(enum store_result res, const struct redisReply *reply, void *
 
 void
 throttle_vendor_acquire(struct app *app, const struct conf_vendor *cv, const char *api_key,
-                      struct throttle_lease *lease, throttle_vendor_cb cb, void *arg)
+                        struct throttle_lease *lease, throttle_vendor_cb cb, void *arg)
 {
     struct throttle_acquire *a = calloc(1, sizeof(*a));
     char account[CRYPTO_SHA256_HEX_LEN + 1], rkey[200], nums[2][32], cap[24], ttl[24];
     const char *args[9];
     int n = 0, nk = 0;
 
+    lease->key[0] = '\0';
+    if (a == NULL) {
+        cb(THROTTLE_OK, 0, arg); /* fail open, as for a store error */
+        return;
+    }
     /* The account: a short hash of the credential, never the credential. */
     crypto_sha256_hex(api_key != NULL ? api_key : "", api_key != NULL ? strlen(api_key) : 0,
                       account);
     account[16] = '\0';
-    lease->key[0] = '\0';
     if (cv->max_calls_per_s > 0) {
         app_key(app, rkey, sizeof(rkey), "vcap:%s:%s:rate", cv->name, account);
         args[nk++] = rkey;
@@ -264,11 +267,6 @@ throttle_vendor_acquire(struct app *app, const struct conf_vendor *cv, const cha
         args[n++] = cap;
         args[n++] = lease->member;
         args[n++] = ttl;
-    }
-    if (a == NULL) {
-        lease->key[0] = '\0';
-        cb(THROTTLE_OK, 0, arg); /* fail open, as for a store error */
-        return;
     }
     a->cb = cb;
     a->arg = arg;
@@ -307,7 +305,7 @@ throttle_vendor_release(struct app *app, struct throttle_lease *lease)
 #define BUDGET_SLOTS 60 /* one per second: the longest window */
 
 struct retry_budget {
-    int64_t slot_s[BUDGET_SLOTS];  /* which second each slot counts */
+    int64_t slot_s[BUDGET_SLOTS]; /* which second each slot counts */
     long firsts[BUDGET_SLOTS];
     long retries[BUDGET_SLOTS];
 };

@@ -62,19 +62,20 @@ int throttle_vendor_applies(const struct conf_vendor *cv);
 /*
  * A lease for one placement request at vendor cv with credential api_key
  * (NULL: none). member names the lease (unique per attempt). cb runs
- * exactly once, after this returns, with THROTTLE_OK (go: release the lease
- * when the attempt ends) or the cap that refused it, and retry_ms a hint.
- * The lease is the caller's memory: keep *lease until release.
+ * exactly once, after this returns (at once only when out of memory), with
+ * THROTTLE_OK (go: release the lease when the attempt ends) or the cap that
+ * refused it, and retry_ms a hint. The lease is the caller's memory: keep
+ * *lease until release.
  */
 struct throttle_lease {
-    char key[200];    /* the concurrency set, "" when the vendor has no concurrency cap */
+    char key[200]; /* the concurrency set, "" when the vendor has no concurrency cap */
     char member[80];
 };
 
 typedef void (*throttle_vendor_cb)(enum throttle_verdict v, long retry_ms, void *arg);
 
 void throttle_vendor_acquire(struct app *app, const struct conf_vendor *cv, const char *api_key,
-                           struct throttle_lease *lease, throttle_vendor_cb cb, void *arg);
+                             struct throttle_lease *lease, throttle_vendor_cb cb, void *arg);
 
 /* The attempt ended: give the concurrency slot back (fire and forget). */
 void throttle_vendor_release(struct app *app, struct throttle_lease *lease);

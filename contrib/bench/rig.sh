@@ -18,7 +18,7 @@ RIG_PIDS=()
 rig_deps() {
   local missing=() p
   "$RIG_DIR/../deps.sh"
-  for p in wrk nginx-light nodejs npm; do
+  for p in wrk nginx-light nodejs npm python3; do
     case $p in
       nginx-light) command -v nginx >/dev/null && continue ;;
       nodejs) command -v node >/dev/null && continue ;;

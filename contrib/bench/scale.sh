@@ -20,8 +20,6 @@ rounds=${RIG_ROUNDS:-3}
 case $secs$conns$rounds in *[!0-9]*) echo "seconds and connections: numbers" >&2; exit 2 ;; esac
 [ "$secs" -ge 1 ] && [ "$secs" -le 60 ] || { echo "1 to 60 s per run" >&2; exit 2; }
 [ "$conns" -ge 1 ] && [ "$conns" -le 1000 ] || { echo "1 to 1000 connections" >&2; exit 2; }
-command -v python3 >/dev/null || { echo "python3 is needed" >&2; exit 2; }
-
 rig_deps
 cg_build plain
 # 10,000 client connections and as many accepted ones, plus the rest.

@@ -50,6 +50,8 @@ gwtest_tenant(const char *id, const char *key, const char *country, const char *
                      "webhook_token", token);
 }
 
+static int gwtest_wait_ready_at(const char *base, int timeout_ms);
+
 /* Merge patch into dst: objects key by key, arrays element by element. */
 static void
 gwtest_merge(json_t *dst, json_t *patch)
@@ -226,7 +228,7 @@ gwtest_replica_start(struct gwtest *t, struct proc *gw, char *base, size_t basel
                           NULL};
     json_error_t err;
     json_t *conf = json_load_file(t->conf_path, 0, &err);
-    int port = proc_free_port(), waited;
+    int port = proc_free_port();
 
     cr_assert_not_null(conf, "cannot read %s: %s", t->conf_path, err.text);
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
@@ -239,21 +241,10 @@ gwtest_replica_start(struct gwtest *t, struct proc *gw, char *base, size_t basel
     cr_assert_eq(proc_start(gw, argv, NULL, log), 0, "cannot start the second callgate");
     cr_assert_eq(proc_wait_port(port, 10000), 0, "the second callgate did not listen");
     snprintf(base, baselen, "http://127.0.0.1:%d", port);
-    for (waited = 0; waited < 10000; waited += 50) {
-        struct http_resp r;
-        char url[128];
-        snprintf(url, sizeof(url), "%s/readyz", base);
-        if (http_do("GET", url, NULL, NULL, 0, 2000, &r) == 0) {
-            long st = r.status;
-            http_resp_free(&r);
-            if (st == 200) {
-                return;
-            }
-        }
-        gwtest_sleep_ms(50);
+    if (!gwtest_wait_ready_at(base, 10000)) {
+        proc_dump_log(log, 4000);
+        cr_assert_fail("the second callgate never became ready");
     }
-    proc_dump_log(log, 4000);
-    cr_assert_fail("the second callgate never became ready");
 }
 
 void
@@ -284,14 +275,17 @@ gwtest_gateway_stop(struct gwtest *t, int sig, int timeout_ms)
     return status;
 }
 
-int
-gwtest_wait_ready(struct gwtest *t, int timeout_ms)
+/* Poll base's GET /readyz until it answers 200 (1) within timeout_ms, else 0. */
+static int
+gwtest_wait_ready_at(const char *base, int timeout_ms)
 {
+    char url[128];
     struct http_resp r;
     int waited;
 
+    snprintf(url, sizeof(url), "%s/readyz", base);
     for (waited = 0; waited <= timeout_ms; waited += 50) {
-        if (gw_get(t, NULL, "/readyz", &r) == 0) {
+        if (http_do("GET", url, NULL, NULL, 0, 2000, &r) == 0) {
             long st = r.status;
             http_resp_free(&r);
             if (st == 200) {
@@ -301,6 +295,12 @@ gwtest_wait_ready(struct gwtest *t, int timeout_ms)
         gwtest_sleep_ms(50);
     }
     return 0;
+}
+
+int
+gwtest_wait_ready(struct gwtest *t, int timeout_ms)
+{
+    return gwtest_wait_ready_at(t->base, timeout_ms);
 }
 
 void
