@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
   build-essential autoconf automake pkg-config
   libevent-dev libcurl4-openssl-dev libjansson-dev libhiredis-dev libssl-dev libcriterion-dev
+  libhttp-parser-dev
   redis-server curl jq ca-certificates tzdata
 )
 

@@ -494,7 +494,7 @@ callctl_flags(struct front_req *r)
     static const char *const names[3] = {"verified_customer", "bad_actor", "repeat_customer"};
     struct vendor_flags set = {-1, -1, -1};
     int *const slots[3] = {&set.verified_customer, &set.bad_actor, &set.repeat_customer};
-    int patch = evhttp_request_get_command(r->ev) == EVHTTP_REQ_PATCH;
+    int patch = r->method == HTTP1_PATCH;
     char call_id[72];
     struct callctl *c;
     const char *key;

@@ -1,25 +1,16 @@
 /*
- * front.c: the evhttp front end. One gencb dispatches every request through
- * a small route table; the handlers live in calls.c and webhook.c. Limits are
- * set explicitly because evhttp's defaults are unlimited (header and body
- * sizes) and its timeouts are per read, not per request: the absolute
- * deadline of a request inside callgate is our own timer.
+ * front.c: the front end above http1.c. One dispatcher routes every request
+ * through a small table; the handlers live in calls.c, webhook.c and the
+ * rest. The absolute deadline of a request inside callgate is our own timer;
+ * the protocol's limits (sizes, header deadline, connection cap) are http1's.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
-#include <event2/listener.h>
-#include <event2/util.h>
 #include <jansson.h>
 
 #include "admin.h"
@@ -33,6 +24,7 @@
 #include "front.h"
 #include "throttle.h"
 #include "history.h"
+#include "http1.h"
 #include "metrics.h"
 #include "problem.h"
 #include "recording.h"
@@ -43,36 +35,15 @@
 #include "vhealth.h"
 #include "webhook.h"
 
+/* Which listener a request came in on (http1's tag). */
+enum { FRONT_LISTENER_MAIN = 0, FRONT_LISTENER_ADMIN = 1 };
+
 struct front {
     struct app *app;
-    struct evhttp *http;
-    struct evhttp_bound_socket *sock;
-    struct evhttp_bound_socket *admin_sock; /* admin.listen, when configured */
-    int admin_port;                /* its port, or 0: admin routes on the main listener */
+    struct http1_server *http;
+    int admin_listener;            /* admin.listen is configured: admin routes live there */
     int inflight;
-    int unsent;                    /* replies handed to evhttp, not yet written out */
     struct front_req *reqs;        /* requests in flight (doubly linked) */
-    struct front_conn **conns;     /* client connections, hashed by bufferevent */
-    size_t nbuckets;
-    long nconns;                   /* connections tracked (open, or closing) */
-    struct event *sweep;           /* header deadlines and clean-up */
-};
-
-/*
- * A client connection, as seen through the bufferevent evhttp asks us to
- * create for it (evhttp_set_bevcb). We hold a reference to that bufferevent:
- * evhttp's bufferevent_free() then only clears its callbacks, which is how
- * the sweep learns that the connection is gone (evhttp closed the socket
- * itself), without ever touching freed memory or a reused descriptor.
- */
-struct front_conn {
-    struct bufferevent *bev;       /* our reference */
-    int64_t since_us;              /* accepted */
-    int requests;                  /* requests dispatched on it */
-    int busy;                      /* of which not yet answered */
-    int over_cap;                  /* accepted beyond max_connections */
-    int cut;                       /* we shut it down already */
-    struct front_conn *next;       /* hash chain */
 };
 
 typedef void (*front_handler)(struct front_req *r);
@@ -82,7 +53,7 @@ enum { FRONT_AUTH_NONE = 0, FRONT_AUTH_TENANT = 1, FRONT_AUTH_ADMIN = 2, FRONT_A
 
 /* How a path segment pattern matches: a literal, or "*" for any one segment. */
 struct front_route {
-    enum evhttp_cmd_type method;
+    enum http1_method method;
     const char *pattern;   /* "/v1/calls/{star}" with a literal star */
     const char *label;     /* for logs: never the raw path (it may hold a token) */
     int auth;              /* FRONT_AUTH_*: who may call it */
@@ -94,66 +65,55 @@ static void front_healthz(struct front_req *r);
 static void front_readyz(struct front_req *r);
 
 static const struct front_route front_routes[] = {
-    {EVHTTP_REQ_GET, "/healthz", "GET /healthz", 0, 0, front_healthz},
-    {EVHTTP_REQ_HEAD, "/healthz", "HEAD /healthz", 0, 0, front_healthz},
-    {EVHTTP_REQ_GET, "/readyz", "GET /readyz", 0, 0, front_readyz},
-    {EVHTTP_REQ_HEAD, "/readyz", "HEAD /readyz", 0, 0, front_readyz},
-    {EVHTTP_REQ_GET, "/metrics", "GET /metrics", FRONT_AUTH_METRICS, 0, metrics_get},
-    {EVHTTP_REQ_POST, "/v1/calls", "POST /v1/calls", 1, 0, calls_create},
-    {EVHTTP_REQ_GET, "/v1/calls", "GET /v1/calls", 1, 0, calls_list},
-    {EVHTTP_REQ_GET, "/v1/calls/*", "GET /v1/calls/{id}", 1, 0, calls_get},
-    {EVHTTP_REQ_GET, "/v1/calls/*/recording", "GET /v1/calls/{id}/recording", 1, 0,
+    {HTTP1_GET, "/healthz", "GET /healthz", 0, 0, front_healthz},
+    {HTTP1_HEAD, "/healthz", "HEAD /healthz", 0, 0, front_healthz},
+    {HTTP1_GET, "/readyz", "GET /readyz", 0, 0, front_readyz},
+    {HTTP1_HEAD, "/readyz", "HEAD /readyz", 0, 0, front_readyz},
+    {HTTP1_GET, "/metrics", "GET /metrics", FRONT_AUTH_METRICS, 0, metrics_get},
+    {HTTP1_POST, "/v1/calls", "POST /v1/calls", 1, 0, calls_create},
+    {HTTP1_GET, "/v1/calls", "GET /v1/calls", 1, 0, calls_list},
+    {HTTP1_GET, "/v1/calls/*", "GET /v1/calls/{id}", 1, 0, calls_get},
+    {HTTP1_GET, "/v1/calls/*/recording", "GET /v1/calls/{id}/recording", 1, 0,
      recording_get},
-    {EVHTTP_REQ_POST, "/v1/calls/*/participants", "POST /v1/calls/{id}/participants", 1, 0,
+    {HTTP1_POST, "/v1/calls/*/participants", "POST /v1/calls/{id}/participants", 1, 0,
      callctl_add_participant},
-    {EVHTTP_REQ_GET, "/v1/calls/*/flags", "GET /v1/calls/{id}/flags", 1, 0, callctl_flags},
-    {EVHTTP_REQ_PATCH, "/v1/calls/*/flags", "PATCH /v1/calls/{id}/flags", 1, 0, callctl_flags},
-    {EVHTTP_REQ_PUT, "/v1/agents/*", "PUT /v1/agents/{id}", 1, 0, agents_put},
-    {EVHTTP_REQ_GET, "/v1/agents/*", "GET /v1/agents/{id}", 1, 0, agents_get},
-    {EVHTTP_REQ_DELETE, "/v1/agents/*", "DELETE /v1/agents/{id}", 1, 0, agents_delete},
-    {EVHTTP_REQ_GET, "/v1/agents", "GET /v1/agents", 1, 0, agents_list},
-    {EVHTTP_REQ_PUT, "/v1/agents/*/status", "PUT /v1/agents/{id}/status", 1, 0,
+    {HTTP1_GET, "/v1/calls/*/flags", "GET /v1/calls/{id}/flags", 1, 0, callctl_flags},
+    {HTTP1_PATCH, "/v1/calls/*/flags", "PATCH /v1/calls/{id}/flags", 1, 0, callctl_flags},
+    {HTTP1_PUT, "/v1/agents/*", "PUT /v1/agents/{id}", 1, 0, agents_put},
+    {HTTP1_GET, "/v1/agents/*", "GET /v1/agents/{id}", 1, 0, agents_get},
+    {HTTP1_DELETE, "/v1/agents/*", "DELETE /v1/agents/{id}", 1, 0, agents_delete},
+    {HTTP1_GET, "/v1/agents", "GET /v1/agents", 1, 0, agents_list},
+    {HTTP1_PUT, "/v1/agents/*/status", "PUT /v1/agents/{id}/status", 1, 0,
      agents_set_status},
-    {EVHTTP_REQ_GET, "/v1/call-logs", "GET /v1/call-logs", 1, 0, history_logs},
-    {EVHTTP_REQ_GET, "/v1/call-logs/counts", "GET /v1/call-logs/counts", 1, 0, history_counts},
-    {EVHTTP_REQ_GET, "/admin/routes", "GET /admin/routes", 2, 0, admin_routes_get},
-    {EVHTTP_REQ_POST, "/admin/routes/reload", "POST /admin/routes/reload", 2, 0,
+    {HTTP1_GET, "/v1/call-logs", "GET /v1/call-logs", 1, 0, history_logs},
+    {HTTP1_GET, "/v1/call-logs/counts", "GET /v1/call-logs/counts", 1, 0, history_counts},
+    {HTTP1_GET, "/admin/routes", "GET /admin/routes", 2, 0, admin_routes_get},
+    {HTTP1_POST, "/admin/routes/reload", "POST /admin/routes/reload", 2, 0,
      admin_routes_reload},
-    {EVHTTP_REQ_POST, "/admin/routes/explain", "POST /admin/routes/explain", 2, 0,
+    {HTTP1_POST, "/admin/routes/explain", "POST /admin/routes/explain", 2, 0,
      calls_explain},
-    {EVHTTP_REQ_GET, "/admin/vendors", "GET /admin/vendors", 2, 0, admin_vendors},
-    {EVHTTP_REQ_GET, "/admin/deliveries", "GET /admin/deliveries", 2, 0, relay_admin_list},
-    {EVHTTP_REQ_POST, "/admin/deliveries/replay", "POST /admin/deliveries/replay", 2, 0,
+    {HTTP1_GET, "/admin/vendors", "GET /admin/vendors", 2, 0, admin_vendors},
+    {HTTP1_GET, "/admin/deliveries", "GET /admin/deliveries", 2, 0, relay_admin_list},
+    {HTTP1_POST, "/admin/deliveries/replay", "POST /admin/deliveries/replay", 2, 0,
      relay_admin_replay_dead},
-    {EVHTTP_REQ_POST, "/admin/deliveries/*/replay", "POST /admin/deliveries/{id}/replay", 2, 0,
+    {HTTP1_POST, "/admin/deliveries/*/replay", "POST /admin/deliveries/{id}/replay", 2, 0,
      relay_admin_replay},
-    {EVHTTP_REQ_POST, "/v1/webhooks/*/*", "POST /v1/webhooks/{vendor}/{token}", 0, 1,
+    {HTTP1_POST, "/v1/webhooks/*/*", "POST /v1/webhooks/{vendor}/{token}", 0, 1,
      webhook_receive},
-    {EVHTTP_REQ_GET, "/v1/webhooks/*/*", "GET /v1/webhooks/{vendor}/{token}", 0, 1,
+    {HTTP1_GET, "/v1/webhooks/*/*", "GET /v1/webhooks/{vendor}/{token}", 0, 1,
      webhook_receive},
 };
 
 static const char *
-front_method_name(enum evhttp_cmd_type m)
+front_method_name(enum http1_method m)
 {
-    switch (m) {
-    case EVHTTP_REQ_GET:
-        return "GET";
-    case EVHTTP_REQ_POST:
-        return "POST";
-    case EVHTTP_REQ_HEAD:
-        return "HEAD";
-    case EVHTTP_REQ_PUT:
-        return "PUT";
-    case EVHTTP_REQ_DELETE:
-        return "DELETE";
-    case EVHTTP_REQ_OPTIONS:
-        return "OPTIONS";
-    case EVHTTP_REQ_PATCH:
-        return "PATCH";
-    default:
-        return "OTHER";
-    }
+    static const char *const names[] = {
+        [HTTP1_OTHER] = "OTHER", [HTTP1_GET] = "GET",       [HTTP1_HEAD] = "HEAD",
+        [HTTP1_POST] = "POST",   [HTTP1_PUT] = "PUT",       [HTTP1_DELETE] = "DELETE",
+        [HTTP1_PATCH] = "PATCH", [HTTP1_OPTIONS] = "OPTIONS",
+    };
+
+    return names[m];
 }
 
 /* Segment-wise match: "*" takes exactly one non-empty segment. */
@@ -179,7 +139,7 @@ front_path_match(const char *pattern, const char *path)
 const char *
 front_header(const struct front_req *r, const char *name)
 {
-    return evhttp_find_header(evhttp_request_get_input_headers(r->ev), name);
+    return r->hr != NULL ? http1_header(r->hr, name) : NULL;
 }
 
 /* Echo the client's X-Request-Id when it is sane, else mint one. */
@@ -207,16 +167,10 @@ front_req_free(struct front_req *r)
 {
     struct front *f = r->app->front;
 
-    if (r->conn != NULL) {
-        r->conn->busy--;
-    }
     if (r->deadline != NULL) {
         event_free(r->deadline);
     }
     conf_unref(r->conf);
-    free(r->path);
-    free(r->query);
-    free(r->body);
     if (r->prev != NULL) {
         r->prev->next = r->next;
     } else {
@@ -236,7 +190,7 @@ front_log_request(struct front_req *r, int code)
 
     metrics_http_reply(r->route, code, ms / 1000.0);
     cglog_info("request", "{s:s, s:s, s:s, s:i, s:f, s:s?, s:s?, s:s?}", "request_id",
-               r->request_id, "method", front_method_name(evhttp_request_get_command(r->ev)),
+               r->request_id, "method", r->method_name,
                "route", r->route != NULL ? r->route : "-", "status", code, "ms", ms, "tenant",
                r->tenant != NULL ? r->tenant->id : NULL, "vendor",
                r->log_vendor[0] ? r->log_vendor : NULL, "call_id",
@@ -244,198 +198,58 @@ front_log_request(struct front_req *r, int code)
 }
 
 
-/* ---- client connections: cap and header deadline ------------------------ */
-
-#define FRONT_SWEEP_MS 200
-
-static size_t
-front_conn_bucket(const struct front *f, const struct bufferevent *bev)
-{
-    uintptr_t h = (uintptr_t)bev;
-
-    h ^= h >> 17;
-    h *= 0x9e3779b97f4a7c15ULL;
-    return (size_t)(h >> 7) & (f->nbuckets - 1);
-}
-
-static struct front_conn *
-front_conn_find(const struct front *f, const struct bufferevent *bev)
-{
-    struct front_conn *c;
-
-    for (c = f->conns[front_conn_bucket(f, bev)]; c != NULL; c = c->next) {
-        if (c->bev == bev) {
-            return c;
-        }
-    }
-    return NULL;
-}
-
-static void
-front_conn_drop(struct front *f, struct front_conn *c)
-{
-    struct front_conn **pp = &f->conns[front_conn_bucket(f, c->bev)];
-
-    while (*pp != c) {
-        pp = &(*pp)->next;
-    }
-    *pp = c->next;
-    bufferevent_decref(c->bev);
-    f->nconns--;
-    free(c);
-}
-
-/* 1 once evhttp has freed (or reset) the connection: its callbacks are gone. */
-static int
-front_conn_gone(const struct front_conn *c)
-{
-    bufferevent_event_cb eventcb = NULL;
-
-    bufferevent_getcb(c->bev, NULL, NULL, &eventcb, NULL);
-    return eventcb == NULL;
-}
-
-/* Cut a live connection: evhttp sees the socket end and frees it. */
-static void
-front_conn_cut(struct front_conn *c, const char *why)
-{
-    evutil_socket_t fd = bufferevent_getfd(c->bev);
-    static const char over[] =
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
-        "Retry-After: 1\r\nConnection: close\r\nContent-Length: 100\r\n\r\n"
-        "{\"type\":\"/problems/overloaded\",\"title\":\"Too many connections\",\"status\":503,"
-        "\"detail\":\"retry shortly\"}";
-
-    if (fd < 0 || c->cut) {
-        return;
-    }
-    c->cut = 1;
-    if (c->over_cap) {
-        /* Best effort: the socket is fresh, so the answer fits its buffer. */
-        ssize_t n = send(fd, over, sizeof(over) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-        (void)n;
-    }
-    cglog_info("connection_cut", "{s:s, s:i}", "reason", why, "fd", (int)fd);
-    shutdown(fd, SHUT_RDWR);
-}
-
-static void
-front_on_sweep(evutil_socket_t fd, short what, void *arg)
-{
-    struct front *f = arg;
-    int64_t now = util_mono_us();
-    int64_t limit = (int64_t)f->app->conf->limits.header_timeout_ms * 1000;
-    size_t b;
-
-    for (b = 0; b < f->nbuckets; b++) {
-        struct front_conn *c = f->conns[b], *next;
-        for (; c != NULL; c = next) {
-            next = c->next;
-            if (front_conn_gone(c)) {
-                if (c->busy == 0) {
-                    front_conn_drop(f, c);
-                }
-            } else if (c->over_cap) {
-                front_conn_cut(c, "max_connections");
-            } else if (c->requests == 0 && now - c->since_us > limit) {
-                front_conn_cut(c, "header_timeout");
-            }
-        }
-    }
-}
-
-/* evhttp wants a bufferevent for a new client connection. */
-static struct bufferevent *
-front_on_new_conn(struct event_base *base, void *arg)
-{
-    struct front *f = arg;
-    struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
-    struct front_conn *c = bev != NULL ? calloc(1, sizeof(*c)) : NULL;
-    size_t b;
-
-    if (c == NULL) {
-        return bev; /* untracked: still served, just not bounded */
-    }
-    bufferevent_incref(bev);
-    c->bev = bev;
-    c->since_us = util_mono_us();
-    b = front_conn_bucket(f, bev);
-    c->next = f->conns[b];
-    f->conns[b] = c;
-    f->nconns++;
-    if (f->nconns > f->app->conf->limits.max_connections) {
-        /* evhttp gives the socket to bev right after this returns; the sweep
-         * answers 503 and closes it on its next pass. */
-        c->over_cap = 1;
-        event_active(f->sweep, EV_TIMEOUT, 0);
-    }
-    return bev;
-}
-
-static struct front_conn *
-front_conn_of(struct front *f, struct evhttp_request *ev)
-{
-    struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
-    struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
-
-    return bev != NULL ? front_conn_find(f, bev) : NULL;
-}
-
 long
 front_connections(const struct front *f)
 {
-    return f->nconns;
+    return http1_connections(f->http);
 }
 
-/* evhttp wrote the whole reply (it does not call this for a dropped client). */
-static void
-front_on_sent(struct evhttp_request *ev, void *arg)
-{
-    struct front *f = arg;
+/* Our own headers first, then the handler's; NULL-terminated pairs. */
+#define FRONT_MAX_HEADERS 24
 
-    f->unsent--;
+static void
+front_headers(const char **out, const struct front_req *r, const char *content_type,
+              const char *cache, const char *const *extra)
+{
+    size_t n = 0, i;
+
+    out[n++] = "X-Request-Id";
+    out[n++] = r->request_id;
+    if (content_type != NULL) {
+        out[n++] = "Content-Type";
+        out[n++] = content_type;
+    }
+    out[n++] = "Cache-Control";
+    out[n++] = cache;
+    for (i = 0; extra != NULL && extra[i] != NULL && extra[i + 1] != NULL &&
+                n + 2 < FRONT_MAX_HEADERS;
+         i += 2) {
+        out[n++] = extra[i];
+        out[n++] = extra[i + 1];
+    }
+    out[n] = NULL;
 }
 
 static void
 front_send(struct front_req *r, int code, const char *content_type, const char *body,
            size_t len, const char *const *extra)
 {
-    struct evkeyvalq *out = evhttp_request_get_output_headers(r->ev);
-    struct evbuffer *buf = evbuffer_new();
-    size_t i;
+    const char *headers[FRONT_MAX_HEADERS + 1];
 
-    evhttp_add_header(out, "X-Request-Id", r->request_id);
-    if (content_type != NULL) {
-        evhttp_add_header(out, "Content-Type", content_type);
-    }
-    evhttp_add_header(out, "Cache-Control", "no-store");
-    for (i = 0; extra != NULL && extra[i] != NULL && extra[i + 1] != NULL; i += 2) {
-        evhttp_add_header(out, extra[i], extra[i + 1]);
-    }
-    if (r->app->draining) {
-        evhttp_add_header(out, "Connection", "close");
-    }
-    if (buf != NULL && body != NULL && evhttp_request_get_command(r->ev) != EVHTTP_REQ_HEAD) {
-        evbuffer_add(buf, body, len);
-    }
-    r->app->front->unsent++;
-    evhttp_request_set_on_complete_cb(r->ev, front_on_sent, r->app->front);
-    evhttp_send_reply(r->ev, code, NULL, buf);
-    if (buf != NULL) {
-        evbuffer_free(buf);
-    }
+    front_headers(headers, r, content_type, "no-store", extra);
+    /* A draining replica closes each connection after its answer. */
+    http1_respond(r->hr, code, headers, body, body != NULL ? len : 0, r->app->draining);
+    r->hr = NULL;
     front_log_request(r, code);
     front_req_free(r);
 }
 
 /*
- * The client's connection is being freed under a streaming reply. The owner
- * stops its source; then r goes. A request evhttp has detached (the
- * connection failed) is ours to free through evhttp_send_reply_end(); one
- * still queued on the connection (evhttp_free at exit) evhttp frees itself.
+ * The client went away under a streaming reply: its source stops (on_gone),
+ * then the reply ends, cut short.
  */
 static void
-front_stream_on_close(struct evhttp_connection *evcon, void *arg)
+front_stream_on_gone(void *arg)
 {
     struct front_req *r = arg;
     void (*gone)(void *) = r->on_gone;
@@ -445,16 +259,11 @@ front_stream_on_close(struct evhttp_connection *evcon, void *arg)
     if (gone != NULL) {
         gone(r->gone_arg);
     }
-    cglog_info("stream_end", "{s:s, s:b, s:I}", "request_id", r->request_id, "complete", 0,
-               "bytes", (json_int_t)r->streamed);
-    if (evhttp_request_get_connection(r->ev) == NULL) {
-        evhttp_send_reply_end(r->ev);
-    }
-    front_req_free(r);
+    front_stream_end(r, 0);
 }
 
 static void
-front_stream_on_drained(struct evhttp_connection *evcon, void *arg)
+front_stream_on_drained(void *arg)
 {
     struct front_req *r = arg;
     void (*cb)(void *) = r->on_drained;
@@ -469,9 +278,7 @@ void
 front_stream_start(struct front_req *r, int code, const char *content_type,
                    long long content_length, void (*on_gone)(void *arg), void *arg)
 {
-    struct evkeyvalq *out = evhttp_request_get_output_headers(r->ev);
-    struct evhttp_connection *evcon = evhttp_request_get_connection(r->ev);
-    char len[32];
+    const char *headers[FRONT_MAX_HEADERS + 1];
 
     if (r->deadline != NULL) {
         evtimer_del(r->deadline);
@@ -479,19 +286,9 @@ front_stream_start(struct front_req *r, int code, const char *content_type,
     r->on_deadline = NULL;
     r->on_gone = on_gone;
     r->gone_arg = arg;
-    evhttp_add_header(out, "X-Request-Id", r->request_id);
-    evhttp_add_header(out, "Content-Type", content_type);
-    evhttp_add_header(out, "Cache-Control", "private, no-store");
-    if (content_length >= 0) {
-        snprintf(len, sizeof(len), "%lld", content_length);
-        evhttp_add_header(out, "Content-Length", len);
-    }
-    if (evcon != NULL) {
-        evhttp_connection_set_closecb(evcon, front_stream_on_close, r);
-    }
-    r->app->front->unsent++;
-    evhttp_request_set_on_complete_cb(r->ev, front_on_sent, r->app->front);
-    evhttp_send_reply_start(r->ev, code, NULL);
+    front_headers(headers, r, content_type, "private, no-store", NULL);
+    http1_stream_start(r->hr, code, headers, content_length, front_stream_on_gone,
+                       front_stream_on_drained, r);
     front_log_request(r, code);
 }
 
@@ -499,47 +296,19 @@ long
 front_stream_write(struct front_req *r, const char *buf, size_t len,
                    void (*on_drained)(void *arg), void *arg)
 {
-    struct evhttp_connection *evcon = evhttp_request_get_connection(r->ev);
-    struct evbuffer *chunk;
-    struct bufferevent *bev;
-
-    if (evcon == NULL || (bev = evhttp_connection_get_bufferevent(evcon)) == NULL) {
-        return -1;
-    }
-    chunk = evbuffer_new();
-    if (chunk == NULL || evbuffer_add(chunk, buf, len) != 0) {
-        if (chunk != NULL) {
-            evbuffer_free(chunk);
-        }
-        return -1;
-    }
     r->on_drained = on_drained;
     r->drained_arg = arg;
     r->streamed += (long long)len;
-    evhttp_send_reply_chunk_with_cb(r->ev, chunk, front_stream_on_drained, r);
-    evbuffer_free(chunk);
-    return (long)evbuffer_get_length(bufferevent_get_output(bev));
+    return http1_stream_write(r->hr, buf, len);
 }
 
 void
 front_stream_end(struct front_req *r, int complete)
 {
-    struct evhttp_connection *evcon = evhttp_request_get_connection(r->ev);
-
-    if (evcon != NULL) {
-        evhttp_connection_set_closecb(evcon, NULL, NULL);
-        if (!complete) {
-            /* Cut the connection so the client sees a short body, not a whole one:
-             * evhttp notices the shut socket and frees the connection itself. */
-            struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
-            if (bev != NULL && bufferevent_getfd(bev) >= 0) {
-                shutdown(bufferevent_getfd(bev), SHUT_RDWR);
-            }
-        }
-    }
     cglog_info("stream_end", "{s:s, s:b, s:I}", "request_id", r->request_id, "complete",
                complete, "bytes", (json_int_t)r->streamed);
-    evhttp_send_reply_end(r->ev);
+    http1_stream_end(r->hr, complete);
+    r->hr = NULL;
     front_req_free(r);
 }
 
@@ -677,74 +446,51 @@ front_admin_ok(struct front_req *r)
                : -1;
 }
 
-/* 1 when the request came in on the admin address (its local port). */
-static int
-front_on_admin_port(struct evhttp_request *ev, int admin_port)
-{
-    struct evhttp_connection *conn = evhttp_request_get_connection(ev);
-    struct bufferevent *bev = conn != NULL ? evhttp_connection_get_bufferevent(conn) : NULL;
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
-    int port = -1;
-
-    if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
-        return 0;
-    }
-    if (ss.ss_family == AF_INET) {
-        port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    } else if (ss.ss_family == AF_INET6) {
-        port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    }
-    return port == admin_port;
-}
-
 static void
-front_dispatch(struct evhttp_request *ev, void *arg)
+front_dispatch(struct http1_req *hr, void *arg)
 {
     struct front *f = arg;
     struct app *app = f->app;
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
-    enum evhttp_cmd_type method = evhttp_request_get_command(ev);
     const struct front_route *route = NULL;
     struct front_req *r = calloc(1, sizeof(*r));
-    const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
-    const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
     char allow[128] = "";
     size_t i;
     long limit;
 
     if (r == NULL) {
-        evhttp_send_error(ev, 500, NULL);
+        static const char oom[] =
+            "{\"type\":\"/problems/internal\",\"title\":\"Internal error\",\"status\":500}";
+        http1_respond(hr, 500, (const char *const[]){"Content-Type", "application/problem+json", NULL},
+                      oom, sizeof(oom) - 1, 1);
         return;
     }
     f->inflight++;
-    r->conn = front_conn_of(f, ev);
-    if (r->conn != NULL) {
-        r->conn->requests++;
-        r->conn->busy++;
-    }
     r->next = f->reqs;
     if (f->reqs != NULL) {
         f->reqs->prev = r;
     }
     f->reqs = r;
     r->app = app;
-    r->ev = ev;
+    r->hr = hr;
+    r->method = hr->method;
+    r->method_name = hr->method_name;
     r->conf = conf_ref(app->conf);
     r->start_us = util_mono_us();
-    r->path = strdup(path != NULL && path[0] != '\0' ? path : "/");
-    r->query = query != NULL ? strdup(query) : NULL;
+    r->path = hr->path;
+    r->query = hr->query;
+    r->body = hr->body;
+    r->body_len = hr->body_len;
     front_request_id(r);
-    if (r->path == NULL) {
-        front_problem(r, 500, "internal", "out of memory", NULL);
+    if (hr->error != 0) {
+        /* The protocol refused it (malformed, too large): answered, then closed. */
+        front_problem(r, hr->error, hr->error_slug, hr->error_detail, NULL);
         return;
     }
     for (i = 0; i < sizeof(front_routes) / sizeof(front_routes[0]); i++) {
         if (!front_path_match(front_routes[i].pattern, r->path)) {
             continue;
         }
-        if (front_routes[i].method == method) {
+        if (front_routes[i].method == r->method) {
             route = &front_routes[i];
             break;
         }
@@ -765,20 +511,15 @@ front_dispatch(struct evhttp_request *ev, void *arg)
     r->route = route->label;
     limit = route->webhook_body ? r->conf->limits.max_webhook_body_bytes
                                 : r->conf->limits.max_body_bytes;
-    if (evbuffer_get_length(evhttp_request_get_input_buffer(ev)) > (size_t)limit) {
+    if (r->body_len > (size_t)limit) {
         char detail[96];
         snprintf(detail, sizeof(detail), "the body may be at most %ld bytes", limit);
         front_problem(r, 413, "payload-too-large", detail, NULL);
         return;
     }
-    r->body = util_evbuffer_dup(evhttp_request_get_input_buffer(ev), &r->body_len);
-    if (r->body == NULL) {
-        front_problem(r, 500, "internal", "out of memory", NULL);
-        return;
-    }
     /* With an admin address, admin routes live only there and nothing else does. */
-    if (f->admin_port != 0 && route->auth != FRONT_AUTH_METRICS &&
-        (route->auth == FRONT_AUTH_ADMIN) != front_on_admin_port(ev, f->admin_port)) {
+    if (f->admin_listener && route->auth != FRONT_AUTH_METRICS &&
+        (route->auth == FRONT_AUTH_ADMIN) != (hr->listener == FRONT_LISTENER_ADMIN)) {
         front_problem(r, 404, "not-found", "no such endpoint", NULL);
         return;
     }
@@ -828,100 +569,33 @@ front_share_ports(int on)
     front_shared_ports = on;
 }
 
-/*
- * Listen on host:port. Alone, as evhttp binds by itself. With shared ports
- * the socket is made here, because evhttp_bind_socket_with_handle cannot ask
- * for SO_REUSEPORT; evhttp then accepts on it as on its own.
- */
-static struct evhttp_bound_socket *
-front_bind(struct front *f, const char *host, int port)
-{
-    struct evutil_addrinfo hints, *ai = NULL;
-    struct evhttp_bound_socket *bound;
-    struct evconnlistener *l;
-    char service[8];
-
-    if (!front_shared_ports) {
-        return evhttp_bind_socket_with_handle(f->http, host, (ev_uint16_t)port);
-    }
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_protocol = IPPROTO_TCP;
-    hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_ADDRCONFIG;
-    snprintf(service, sizeof(service), "%d", port);
-    if (evutil_getaddrinfo(host, service, &hints, &ai) != 0 || ai == NULL) {
-        return NULL;
-    }
-    l = evconnlistener_new_bind(f->app->base, NULL, NULL,
-                                LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT |
-                                    LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_CLOSE_ON_FREE,
-                                128, ai->ai_addr, (int)ai->ai_addrlen);
-    evutil_freeaddrinfo(ai);
-    if (l == NULL) {
-        return NULL;
-    }
-    /* From here evhttp owns the listener (freed with it or on delete). */
-    bound = evhttp_bind_listener(f->http, l);
-    if (bound == NULL) {
-        evconnlistener_free(l);
-    }
-    return bound;
-}
-
 struct front *
 front_new(struct app *app)
 {
     struct front *f = calloc(1, sizeof(*f));
     const struct conf *c = app->conf;
-    struct timeval idle;
-    long body;
+    struct http1_limits lim;
 
     if (f == NULL) {
         return NULL;
     }
     f->app = app;
-    f->http = evhttp_new(app->base);
+    /* http1's cap must hold the largest body any route takes; each route
+     * then applies its own, smaller limit with a problem+json 413. */
+    lim.max_body_bytes = c->limits.max_body_bytes > c->limits.max_webhook_body_bytes
+                             ? c->limits.max_body_bytes
+                             : c->limits.max_webhook_body_bytes;
+    lim.max_header_bytes = c->limits.max_header_bytes;
+    lim.max_connections = c->limits.max_connections;
+    lim.header_timeout_ms = c->limits.header_timeout_ms;
+    lim.idle_timeout_ms = c->limits.idle_timeout_ms;
+    f->http = http1_server_new(app->base, &lim, front_dispatch, f);
     if (f->http == NULL) {
         free(f);
         return NULL;
     }
-    /* evhttp's own cap must hold the largest body any route takes; each route
-     * then applies its own, smaller limit with a problem+json 413. */
-    body = c->limits.max_body_bytes > c->limits.max_webhook_body_bytes
-               ? c->limits.max_body_bytes
-               : c->limits.max_webhook_body_bytes;
-    evhttp_set_max_body_size(f->http, body);
-    evhttp_set_max_headers_size(f->http, c->limits.max_header_bytes);
-    idle.tv_sec = c->limits.idle_timeout_ms / 1000;
-    idle.tv_usec = (c->limits.idle_timeout_ms % 1000) * 1000;
-    evhttp_set_timeout_tv(f->http, &idle);
-    evhttp_set_allowed_methods(f->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                            EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
-    evhttp_set_gencb(f->http, front_dispatch, f);
-    f->nbuckets = 1024;
-    while ((long)f->nbuckets < c->limits.max_connections && f->nbuckets < (1u << 20)) {
-        f->nbuckets <<= 1;
-    }
-    f->conns = calloc(f->nbuckets, sizeof(*f->conns));
-    f->sweep = event_new(app->base, -1, EV_PERSIST, front_on_sweep, f);
-    if (f->conns == NULL || f->sweep == NULL) {
-        free(f->conns);
-        if (f->sweep != NULL) {
-            event_free(f->sweep);
-        }
-        evhttp_free(f->http);
-        free(f);
-        return NULL;
-    }
-    {
-        struct timeval every = {0, FRONT_SWEEP_MS * 1000};
-        event_add(f->sweep, &every);
-    }
-    evhttp_set_bevcb(f->http, front_on_new_conn, f);
-    f->sock = front_bind(f, c->listen_host, c->listen_port);
-    if (f->sock == NULL) {
+    if (http1_listen(f->http, c->listen_host, c->listen_port, FRONT_LISTENER_MAIN,
+                     front_shared_ports) != 0) {
         cglog_error("listen_failed", "{s:s, s:i}", "host", c->listen_host, "port",
                     c->listen_port);
         front_free(f);
@@ -929,14 +603,14 @@ front_new(struct app *app)
     }
     cglog_info("listening", "{s:s, s:i}", "host", c->listen_host, "port", c->listen_port);
     if (c->admin_listen_host != NULL) {
-        f->admin_sock = front_bind(f, c->admin_listen_host, c->admin_listen_port);
-        if (f->admin_sock == NULL) {
+        if (http1_listen(f->http, c->admin_listen_host, c->admin_listen_port,
+                         FRONT_LISTENER_ADMIN, front_shared_ports) != 0) {
             cglog_error("listen_failed", "{s:s, s:s, s:i}", "what", "admin", "host",
                         c->admin_listen_host, "port", c->admin_listen_port);
             front_free(f);
             return NULL;
         }
-        f->admin_port = c->admin_listen_port;
+        f->admin_listener = 1;
         cglog_info("listening", "{s:s, s:s, s:i}", "what", "admin", "host",
                    c->admin_listen_host, "port", c->admin_listen_port);
     }
@@ -946,16 +620,8 @@ front_new(struct app *app)
 void
 front_stop_accepting(struct front *f)
 {
-    if (f->sock != NULL) {
-        evhttp_del_accept_socket(f->http, f->sock);
-        f->sock = NULL;
-    }
-    if (f->admin_sock != NULL) {
-        evhttp_del_accept_socket(f->http, f->admin_sock);
-        f->admin_sock = NULL;
-    }
+    http1_stop_listening(f->http);
 }
-
 int
 front_inflight(const struct front *f)
 {
@@ -965,7 +631,7 @@ front_inflight(const struct front *f)
 int
 front_unsent(const struct front *f)
 {
-    return f->unsent;
+    return http1_unsent(f->http);
 }
 
 void
@@ -995,19 +661,9 @@ front_abort_all(struct front *f)
 void
 front_free(struct front *f)
 {
-    size_t b;
-
     if (f == NULL) {
         return;
     }
-    evhttp_free(f->http);
-    /* Every connection is gone now; drop our references. */
-    for (b = 0; b < f->nbuckets; b++) {
-        while (f->conns[b] != NULL) {
-            front_conn_drop(f, f->conns[b]);
-        }
-    }
-    free(f->conns);
-    event_free(f->sweep);
+    http1_server_free(f->http);
     free(f);
 }

@@ -1,8 +1,8 @@
 /*
- * front.h: the HTTP front end (libevent evhttp): listening sockets, limits,
- * request ids, tenant authentication, dispatch to the handlers, and the one
- * path through which every reply leaves (so every reply carries
- * X-Request-Id and is logged exactly once).
+ * front.h: the HTTP front end: request ids, tenant authentication, dispatch
+ * to the handlers, and the one path through which every reply leaves (so
+ * every reply carries X-Request-Id and is logged exactly once). The protocol
+ * itself (sockets, parsing, limits, keep-alive) is http1.c's.
  *
  * A struct front_req lives from the handler's start until its reply: the
  * front_reply_* functions send and free it. A handler that goes async keeps
@@ -16,25 +16,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "http1.h"
+
 struct app;
 struct conf;
 struct conf_tenant;
-struct evhttp_request;
 struct event;
 struct json_t;
 struct front;
-struct front_conn;
 
 struct front_req {
     struct app *app;
-    struct evhttp_request *ev;
+    struct http1_req *hr;              /* the protocol's request, until the reply */
+    enum http1_method method;
+    const char *method_name;
     struct conf *conf;                 /* reference held for the request's life */
     const struct conf_tenant *tenant;  /* after authentication, else NULL */
     char request_id[80];
     const char *route;                 /* route label for logs ("POST /v1/calls") */
-    char *path;                        /* decoded-free path, owned */
-    char *query;                       /* raw query string or NULL, owned */
-    char *body;                        /* request body, NUL-terminated, owned */
+    char *path;                        /* raw path (not decoded), in hr */
+    char *query;                       /* raw query string or NULL, in hr */
+    char *body;                        /* request body, NUL-terminated, in hr */
     size_t body_len;
     int64_t start_us;
     struct event *deadline;
@@ -47,7 +49,6 @@ struct front_req {
     void *gone_arg;
     void (*on_drained)(void *arg);     /* streaming: the queued bytes are out */
     void *drained_arg;
-    struct front_conn *conn;           /* the client connection, when tracked */
     struct front_req *next, *prev;     /* the front's list of requests in flight */
 };
 
@@ -70,9 +71,9 @@ long front_connections(const struct front *f);
 int front_inflight(const struct front *f);
 
 /*
- * Replies given but not yet written to their sockets. A drain must wait for
- * them too: evhttp_free() would drop a reply that is still queued. (A client
- * that vanished never completes, so callers bound the wait.)
+ * Connections with reply bytes not yet written to their sockets. A drain
+ * must wait for them too: front_free() drops what is still queued. (A client
+ * that stopped reading never completes, so callers bound the wait.)
  */
 int front_unsent(const struct front *f);
 

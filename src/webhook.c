@@ -401,7 +401,7 @@ webhook_receive(struct front_req *r)
     }
     util_strlcpy(r->log_vendor, vendor, sizeof(r->log_vendor));
     vendor_ctx_init(&ctx, cv, tv);
-    method = evhttp_request_get_command(r->ev) == EVHTTP_REQ_GET ? "GET" : "POST";
+    method = r->method == HTTP1_GET ? "GET" : "POST";
     if (ops->parse_webhook_batch != NULL) {
         rc = ops->parse_webhook_batch(&ctx, method, r->query, r->body, r->body_len, &ups, &n,
                                       err, sizeof(err));

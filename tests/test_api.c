@@ -365,7 +365,7 @@ Test(api, oversized_bodies)
     body[big - 1] = ' ';
     body[huge - 1] = '}';
     body[huge] = '\0';
-    /* Beyond the largest route limit evhttp itself refuses the body. */
+    /* Beyond the largest route limit the server refuses it before reading the body. */
     if (gw_post_call(&gw, GWTEST_ACME_KEY, NULL, body, &r) == 0) {
         cr_assert_eq(r.status, 413, "%s", r.body);
         http_resp_free(&r);

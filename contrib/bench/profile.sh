@@ -52,7 +52,9 @@ echo "== plain run: c=$conns ${secs}s: req/s=$RIG_RPS p50_ms=$RIG_P50 p99_ms=$RI
 # 2. perf, over the middle of a run.
 rig_redis_cli flushall >/dev/null; rig_agent
 rig_redis_cli config resetstat >/dev/null
-(sleep 1; perf record -q -g -F 2999 -p "$pid" -o "$out/perf.data" -- sleep "$secs" \
+# CG_PERF_CALLS=dwarf records whole call chains (libc has no frame pointers).
+if [ "${CG_PERF_CALLS:-fp}" = dwarf ]; then calls=(--call-graph dwarf,16384 -F 499); else calls=(-g -F 2999); fi
+(sleep 1; perf record -q "${calls[@]}" -p "$pid" -o "$out/perf.data" -- sleep "$secs" \
    >"$out/perf.log" 2>&1) &
 perf_job=$!
 rig_wrk "$gw" "$conns" $((secs + 2)) "$pid"
