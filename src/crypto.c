@@ -30,6 +30,29 @@ static const char crypto_b32_alphabet[] = "0123456789abcdefghjkmnpqrstvwxyz";
 #define CRYPTO_ID_RAND_CHARS 20
 #define CRYPTO_ID_RAND_BYTES 13 /* 104 bits, of which 100 are used */
 
+/*
+ * One context and one fetched digest for the process: EVP_Digest() would
+ * allocate a context and look the algorithm up on every request (the tenant
+ * key is hashed on each). The process is single-threaded where this runs.
+ */
+static int
+crypto_sha256_raw(const void *data, size_t len, unsigned char *md, unsigned int *mdlen)
+{
+    static EVP_MD_CTX *ctx;
+    static EVP_MD *sha256;
+
+    if (sha256 == NULL && (sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL) {
+        return -1;
+    }
+    if (ctx == NULL && (ctx = EVP_MD_CTX_new()) == NULL) {
+        return -1;
+    }
+    return EVP_DigestInit_ex2(ctx, sha256, NULL) && EVP_DigestUpdate(ctx, data, len) &&
+                   EVP_DigestFinal_ex(ctx, md, mdlen)
+               ? 0
+               : -1;
+}
+
 void
 crypto_sha256_hex(const void *data, size_t len, char *out)
 {
@@ -42,7 +65,7 @@ crypto_sha256_hex(const void *data, size_t len, char *out)
     out[0] = '\0';
     if (!data && len)
         return;
-    if (!EVP_Digest(data ? data : "", len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
+    if (crypto_sha256_raw(data ? data : "", len, md, &mdlen) != 0 || mdlen != 32)
         return;
     for (i = 0; i < mdlen; i++) {
         out[2 * i] = hex[md[i] >> 4];
