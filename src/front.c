@@ -168,7 +168,7 @@ front_req_free(struct front_req *r)
     struct front *f = r->app->front;
 
     if (r->deadline != NULL) {
-        event_free(r->deadline);
+        event_del(r->deadline); /* it lives in r's own allocation */
     }
     conf_unref(r->conf);
     if (r->prev != NULL) {
@@ -452,7 +452,8 @@ front_dispatch(struct http1_req *hr, void *arg)
     struct front *f = arg;
     struct app *app = f->app;
     const struct front_route *route = NULL;
-    struct front_req *r = calloc(1, sizeof(*r));
+    /* The deadline timer rides in the same allocation, after the request. */
+    struct front_req *r = calloc(1, sizeof(*r) + event_get_struct_event_size());
     char allow[128] = "";
     size_t i;
     long limit;
@@ -546,10 +547,10 @@ front_dispatch(struct http1_req *hr, void *arg)
                          NULL, NULL, (const char *const[]){"Retry-After", "1", NULL});
         return;
     }
-    r->deadline = evtimer_new(app->base, front_on_deadline, r);
-    if (r->deadline != NULL) {
+    if (evtimer_assign((struct event *)(r + 1), app->base, front_on_deadline, r) == 0) {
         struct timeval tv = {r->conf->limits.request_timeout_ms / 1000,
                              (r->conf->limits.request_timeout_ms % 1000) * 1000};
+        r->deadline = (struct event *)(r + 1);
         evtimer_add(r->deadline, &tv);
     }
     if (route->auth == FRONT_AUTH_TENANT &&
