@@ -66,8 +66,9 @@ struct store_cmd {
     store_cb cb;                 /* caller's completion (may be NULL) */
     void *arg;                   /* its argument */
     struct event *timer;         /* deadline, or the zero delay of a deferred failure */
-    char *eval_cmd;              /* formatted EVAL for the NOSCRIPT retry, or NULL */
+    char *eval_cmd;              /* the formatted EVALSHA, kept for a NOSCRIPT retry, or NULL */
     size_t eval_len;             /* its length */
+    const struct store_source *eval_src; /* its script's source, for SCRIPT LOAD */
     int64_t start_us;            /* issued (for the metrics) */
     unsigned in_redis : 1;       /* hiredis still holds this as privdata */
     unsigned done : 1;           /* the completion has been delivered */
@@ -99,6 +100,20 @@ struct store {
     struct event *reconnect_timer;  /* backoff before the next connect */
     struct store_cmd_list sent;     /* commands handed to hiredis, not completed */
     struct store_cmd_list deferred; /* commands waiting to fail UNAVAILABLE */
+    struct store_source *sources;   /* every script this store has run */
+};
+
+/*
+ * A script's source, kept by the store for as long as the store lives, so
+ * that a NOSCRIPT answer (Redis restarted, SCRIPT FLUSH) can be followed by
+ * SCRIPT LOAD and the same EVALSHA again. Scripts are few (one per Lua
+ * text), so a list does.
+ */
+struct store_source {
+    char sha[STORE_SHA1_HEX_LEN + 1];
+    char *source;
+    size_t len;
+    struct store_source *next;
 };
 
 struct store_script {
@@ -180,9 +195,7 @@ store_cmd_release(struct store_cmd *cmd)
         return;
     }
     event_free(cmd->timer);
-    if (cmd->eval_cmd != NULL) {
-        redisFreeCommand(cmd->eval_cmd);
-    }
+    free(cmd->eval_cmd);
     free(cmd);
 }
 
@@ -533,14 +546,22 @@ store_is_noscript(const redisReply *reply)
            strncmp(reply->str, "NOSCRIPT", 8) == 0;
 }
 
-/* Resend an EVALSHA as EVAL on the same connection, once. */
+/*
+ * Load the script and resend the same EVALSHA on the same connection, once:
+ * Redis runs them in that order. (The SCRIPT LOAD's own answer is not needed.)
+ */
 static int
 store_retry_eval(struct store *st, struct store_cmd *cmd)
 {
     int rc;
 
-    rc = redisAsyncFormattedCommand(st->ac, store_on_reply, cmd, cmd->eval_cmd, cmd->eval_len);
-    redisFreeCommand(cmd->eval_cmd);
+    rc = redisAsyncCommand(st->ac, NULL, NULL, "SCRIPT LOAD %b", cmd->eval_src->source,
+                           cmd->eval_src->len);
+    if (rc == REDIS_OK) {
+        rc = redisAsyncFormattedCommand(st->ac, store_on_reply, cmd, cmd->eval_cmd,
+                                        cmd->eval_len);
+    }
+    free(cmd->eval_cmd);
     cmd->eval_cmd = NULL;
     if (rc != REDIS_OK) {
         return GW_ERR;
@@ -619,23 +640,30 @@ store_on_cmd_event(evutil_socket_t fd, short what, void *arg)
     store_on_cmd_timeout(st, cmd);
 }
 
-/* Hand the command to hiredis, or queue it to fail UNAVAILABLE. */
+/* hiredis has the command: it is in flight, under its deadline. */
 static void
-store_submit(struct store *st, struct store_cmd *cmd, int argc, const char **argv,
-             const size_t *argvlen)
+store_track(struct store *st, struct store_cmd *cmd)
 {
     struct timeval tv;
 
-    if (st->state != STORE_CONNECTED || st->closing ||
-        redisAsyncCommandArgv(st->ac, store_on_reply, cmd, argc, argv, argvlen) != REDIS_OK) {
-        store_cmd_defer(st, cmd);
-        return;
-    }
     cmd->in_redis = 1;
     cmd->st = st;
     TAILQ_INSERT_TAIL(&st->sent, cmd, link);
     store_tv_from_ms(&tv, st->command_timeout_ms);
     evtimer_add(cmd->timer, &tv);
+}
+
+/* Hand the command to hiredis, or queue it to fail UNAVAILABLE. */
+static void
+store_submit(struct store *st, struct store_cmd *cmd, int argc, const char **argv,
+             const size_t *argvlen)
+{
+    if (st->state != STORE_CONNECTED || st->closing ||
+        redisAsyncCommandArgv(st->ac, store_on_reply, cmd, argc, argv, argvlen) != REDIS_OK) {
+        store_cmd_defer(st, cmd);
+        return;
+    }
+    store_track(st, cmd);
 }
 
 /* ---- public API ---- */
@@ -669,6 +697,12 @@ store_destroy(struct store *st)
     }
     if (st->reconnect_timer != NULL) {
         event_free(st->reconnect_timer);
+    }
+    while (st->sources != NULL) {
+        struct store_source *src = st->sources;
+        st->sources = src->next;
+        free(src->source);
+        free(src);
     }
     free(st->host);
     free(st->unix_path);
@@ -817,70 +851,122 @@ store_script_free(struct store_script *sc)
     free(sc);
 }
 
-/* Fill argv[3..] with the script's keys and arguments. */
-static void
-store_eval_args(const char **argv, size_t *lens, int nargs, const char **args,
-                const size_t *argslen)
+/* The store's copy of a script's source, added on first use. */
+static const struct store_source *
+store_source_of(struct store *st, const struct store_script *sc)
 {
-    int i;
+    struct store_source *src;
 
-    for (i = 0; i < nargs; i++) {
-        argv[3 + i] = args[i];
-        lens[3 + i] = argslen != NULL ? argslen[i] : strlen(args[i]);
+    for (src = st->sources; src != NULL; src = src->next) {
+        if (memcmp(src->sha, sc->sha, STORE_SHA1_HEX_LEN) == 0) {
+            return src;
+        }
     }
+    if ((src = calloc(1, sizeof(*src))) == NULL || (src->source = malloc(sc->len + 1)) == NULL) {
+        free(src);
+        return NULL;
+    }
+    memcpy(src->sha, sc->sha, sizeof(src->sha));
+    memcpy(src->source, sc->source, sc->len + 1);
+    src->len = sc->len;
+    src->next = st->sources;
+    st->sources = src;
+    return src;
+}
+
+static char *
+store_put_len(char *p, char mark, size_t n)
+{
+    char digits[24];
+    size_t i = sizeof(digits);
+
+    do {
+        digits[--i] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n != 0);
+    *p++ = mark;
+    memcpy(p, digits + i, sizeof(digits) - i);
+    p += sizeof(digits) - i;
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
 }
 
 /*
- * Run a script: args holds nargs strings, the first nkeys of them keys.
- * EVALSHA goes out; on NOSCRIPT, the EVAL with the source (formatted here,
- * kept by the command) follows once on the same connection. The script is
- * borrowed only for the duration of this call. Same contract as
- * store_cmd_argv().
+ * EVALSHA sha nkeys args... in the protocol's own form, without printf:
+ * hiredis's formatter spends a sprintf on every argument's length.
  */
+static char *
+store_format_evalsha(const char *sha, int nkeys, int nargs, const char **args,
+                     const size_t *argslen, size_t *out_len)
+{
+    char nk[24];
+    int nklen = snprintf(nk, sizeof(nk), "%d", nkeys), i;
+    size_t total = 16 + 3 * 32 + 7 + STORE_SHA1_HEX_LEN + (size_t)nklen;
+    char *buf, *p;
+
+    for (i = 0; i < nargs; i++) {
+        total += 32 + (argslen != NULL ? argslen[i] : strlen(args[i]));
+    }
+    if ((buf = malloc(total)) == NULL) {
+        return NULL;
+    }
+    p = store_put_len(buf, '*', (size_t)nargs + 3);
+    p = store_put_len(p, '$', 7);
+    memcpy(p, "EVALSHA\r\n", 9);
+    p += 9;
+    p = store_put_len(p, '$', STORE_SHA1_HEX_LEN);
+    memcpy(p, sha, STORE_SHA1_HEX_LEN);
+    p += STORE_SHA1_HEX_LEN;
+    *p++ = '\r';
+    *p++ = '\n';
+    p = store_put_len(p, '$', (size_t)nklen);
+    memcpy(p, nk, (size_t)nklen);
+    p += nklen;
+    *p++ = '\r';
+    *p++ = '\n';
+    for (i = 0; i < nargs; i++) {
+        size_t len = argslen != NULL ? argslen[i] : strlen(args[i]);
+        p = store_put_len(p, '$', len);
+        memcpy(p, args[i], len);
+        p += len;
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    *out_len = (size_t)(p - buf);
+    return buf;
+}
+
 int
 store_eval(struct store *st, const struct store_script *sc, int nkeys, int nargs, const char **args,
            const size_t *argslen, store_cb cb, void *arg)
 {
     struct store_cmd *cmd;
-    const char **argv;
-    size_t *lens;
-    char nk[16];
-    int n = nargs + 3;
-    int len;
 
     if (st == NULL || sc == NULL || nkeys < 0 || nargs < nkeys || (nargs > 0 && args == NULL)) {
         return GW_ERR;
     }
-    argv = calloc((size_t)n, sizeof(*argv));
-    lens = calloc((size_t)n, sizeof(*lens));
-    cmd = store_cmd_new(st, cb, arg);
-    if (argv == NULL || lens == NULL || cmd == NULL) {
-        free(argv);
-        free(lens);
-        if (cmd != NULL) {
-            event_free(cmd->timer);
-            free(cmd);
-        }
+    if ((cmd = store_cmd_new(st, cb, arg)) == NULL) {
         return GW_ERR;
     }
-    snprintf(nk, sizeof(nk), "%d", nkeys);
-    argv[2] = nk;
-    lens[2] = strlen(nk);
-    store_eval_args(argv, lens, nargs, args, argslen);
-    if (st->state == STORE_CONNECTED) {
-        argv[0] = "EVAL";
-        lens[0] = 4;
-        argv[1] = sc->source;
-        lens[1] = sc->len;
-        len = redisFormatCommandArgv(&cmd->eval_cmd, n, argv, lens);
-        cmd->eval_len = len > 0 ? (size_t)len : 0;
+    if (st->state != STORE_CONNECTED || st->closing) {
+        store_cmd_defer(st, cmd);
+        return GW_OK;
     }
-    argv[0] = "EVALSHA";
-    lens[0] = 7;
-    argv[1] = sc->sha;
-    lens[1] = STORE_SHA1_HEX_LEN;
-    store_submit(st, cmd, n, argv, lens);
-    free(argv);
-    free(lens);
+    cmd->eval_src = store_source_of(st, sc);
+    cmd->eval_cmd = cmd->eval_src != NULL
+                        ? store_format_evalsha(sc->sha, nkeys, nargs, args, argslen, &cmd->eval_len)
+                        : NULL;
+    if (cmd->eval_cmd == NULL) {
+        event_free(cmd->timer);
+        free(cmd);
+        return GW_ERR;
+    }
+    if (redisAsyncFormattedCommand(st->ac, store_on_reply, cmd, cmd->eval_cmd, cmd->eval_len) !=
+        REDIS_OK) {
+        store_cmd_defer(st, cmd);
+        return GW_OK;
+    }
+    store_track(st, cmd);
     return GW_OK;
 }

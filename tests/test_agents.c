@@ -1216,7 +1216,7 @@ Test(agents, claim_race_between_two_replicas)
     /*
      * No answer comes back from a release, so watch Redis. (Not ordered by
      * the connection: the first EVALSHA of a script Redis has not seen is
-     * resent as EVAL after its NOSCRIPT, behind whatever followed it.)
+     * resent after its NOSCRIPT and a SCRIPT LOAD, behind whatever followed it.)
      */
     wait_available(base, "k2");
     wait_available(base, "k4");

@@ -2,7 +2,7 @@
  * test_store.c: store.c against a real redis-server (tests/helpers/
  * redis_fixture.c): round trips, binary safety, error replies, the
  * UNAVAILABLE/TIMEOUT/CONNECTION paths, reconnect with backoff after kill,
- * pause and refused connects, scripts and the NOSCRIPT fallback, AUTH and
+ * pause and refused connects, scripts and the NOSCRIPT retry, AUTH and
  * SELECT, and store_free() with commands pending. Every completion is
  * counted, so each test also proves the exactly-once contract. Every loop
  * runs under a deadline, so no test can hang.
@@ -536,7 +536,7 @@ Test(store, eval_and_noscript_fallback, .init = setup, .fini = teardown, .timeou
     connect_store(&o);
     sc = store_script_new("return redis.call('INCRBY', KEYS[1], ARGV[1])");
     cr_assert_not_null(sc);
-    /* Never loaded: NOSCRIPT, then EVAL, one completion. */
+    /* Never loaded: NOSCRIPT, then SCRIPT LOAD and the EVALSHA again, one completion. */
     eval_incr(sc, &r, "counter", "5");
     cr_assert_eq(r.res, STORE_OK, "%s: %s", store_result_text[r.res], r.str);
     cr_assert_eq(r.integer, 5);
