@@ -154,7 +154,9 @@ rig_callgate() {
   local bin=$1 conf=$2
   "$bin/src/callgate" -t -c "$conf" >"$RIG_RUN/callgate-check.log" 2>&1 ||
     { cat "$RIG_RUN/callgate-check.log" >&2; return 1; }
-  taskset -c "$RIG_SUT_CPU" "$bin/src/callgate" -c "$conf" >>"$RIG_RUN/callgate.log" 2>&1 &
+  # shellcheck disable=SC2086 # RIG_CG_ARGS: extra options, e.g. --workers 2 (workers.sh)
+  taskset -c "$RIG_SUT_CPU" "$bin/src/callgate" -c "$conf" ${RIG_CG_ARGS:-} \
+    >>"$RIG_RUN/callgate.log" 2>&1 &
   RIG_GW_PID=$!
   RIG_PIDS+=("$RIG_GW_PID")
   # Up to a minute: 10,000 tenants take seconds to check (scale.sh).
@@ -195,9 +197,12 @@ rig_ticks() {
 
 RIG_HZ=$(getconf CLK_TCK)
 
-# "busy total" jiffies of one CPU from /proc/stat.
+# "busy total" jiffies of the CPUs in a list ("1" or "0,1") from /proc/stat.
 rig_cpu_jiffies() {
-  awk -v c="cpu$1" '$1 == c { t = 0; for (i = 2; i <= 9; i++) t += $i; print t - $5 - $6, t }' /proc/stat
+  awk -v list="$1" '
+    BEGIN { n = split(list, a, ","); for (i = 1; i <= n; i++) want["cpu" a[i]] = 1 }
+    $1 in want { t = 0; for (i = 2; i <= 9; i++) t += $i; busy += t - $5 - $6; tot += t }
+    END { print busy + 0, tot + 0 }' /proc/stat
 }
 
 # rig_wrk URL CONNS SECS PIDS...: one wrk run with calls.lua on the harness
