@@ -297,7 +297,7 @@ async function docMode() {
   } else {
     const src = readFileSync(frontPath, "utf8");
     const table = src.slice(src.indexOf("front_routes[] = {"), src.indexOf("};", src.indexOf("front_routes[] = {")));
-    const routes = [...table.matchAll(/\{EVHTTP_REQ_([A-Z]+),\s*"([^"]+)"/g)].map(([, m, p]) => [m.toLowerCase(), p]);
+    const routes = [...table.matchAll(/\{HTTP1_([A-Z]+),\s*"([^"]+)"/g)].map(([, m, p]) => [m.toLowerCase(), p]);
     const documented = new Set();
     for (const [path, m] of operations(doc)) {
       if (path !== null) documented.add(`${m} ${path.replace(/\{[^}]+\}/g, "*")}`);
