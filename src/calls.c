@@ -445,7 +445,7 @@ static void
 place_conclude(struct place *p, enum call_status status, int code, const char *slug,
                const char *detail)
 {
-    char *attempts = json_dumps(p->attempts, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *attempts;
     char keys[4][320], ttl[32], codebuf[8], rank[8], now[UTIL_TIME_LEN], vttl[16];
     const char *args[32];
     size_t argslen[32], i;
@@ -453,8 +453,8 @@ place_conclude(struct place *p, enum call_status status, int code, const char *s
     json_t *out;
     int n = 0, nk;
 
-    json_object_set_new(p->fields, "attempts", json_string(attempts != NULL ? attempts : "[]"));
-    free(attempts);
+    /* Rendered from p->attempts itself, not parsed back from the record's text. */
+    json_object_del(p->fields, "attempts");
     /* A call that certainly does not exist gives its agent back; one that may
      * exist keeps the agent busy until its terminal event. */
     if (p->agent_reserved && status == CALL_FAILED) {
@@ -464,6 +464,9 @@ place_conclude(struct place *p, enum call_status status, int code, const char *s
     json_object_set_new(p->fields, "status", json_string(call_status_text[status]));
     if (code < 300) {
         out = callrec_render(p->fields, NULL, 0);
+        if (out != NULL) {
+            json_object_set(out, "attempts", p->attempts);
+        }
         p->content_type = "application/json";
     } else {
         out = problem_new(code, slug, detail, p->r != NULL ? p->r->request_id : NULL, NULL);
@@ -477,6 +480,9 @@ place_conclude(struct place *p, enum call_status status, int code, const char *s
     if (p->answer == NULL) {
         p->answer = strdup("{}");
     }
+    attempts = json_dumps(p->attempts, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_object_set_new(p->fields, "attempts", json_string(attempts != NULL ? attempts : "[]"));
+    free(attempts);
     if (code == 503 && p->throttled_ms > 0) {
         /* Only vendor caps stood in the way: they free up soon. */
         snprintf(p->retry_buf, sizeof(p->retry_buf), "%ld",
