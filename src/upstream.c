@@ -3,9 +3,10 @@
  * gateway's libevent loop (STYLE.md section (d), "Upstream: curl multi glue").
  *
  * One struct upstream owns one CURLM, one evtimer for libcurl's timeout and
- * one persistent event per socket libcurl asks us to watch. Each transfer is
- * a struct upstream_req that owns its easy handle, header list, response
- * buffer and captured headers until its completion has run.
+ * one persistent event per socket libcurl asks us to watch; a kept-alive
+ * connection's stays registered between transfers (see upstream_socket_cb).
+ * Each transfer is a struct upstream_req that owns its easy handle, header
+ * list, response buffer and captured headers until its completion has run.
  *
  * Re-entrancy: completions run from upstream_drain(), after
  * curl_multi_socket_action() has returned, so a completion may call
@@ -33,7 +34,9 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
@@ -60,11 +63,26 @@ const char *const upstream_result_text[UPSTREAM_RESULT_MAX] = {
 #define UPSTREAM_IDLE_HANDLES 256 /* easy handles kept for reuse */
 #define UPSTREAM_IDLE_CONNECTIONS 512 /* kept-alive connections, without a total cap */
 
-/* One socket libcurl asked us to watch. */
+/*
+ * One socket libcurl asked us to watch, or a connection socket our
+ * open-socket callback made (owned). An owned one lives from that callback
+ * to our close-socket callback and is found by fd in up->byfd, so a kept-
+ * alive connection keeps its struct, and its libevent registration, between
+ * transfers: libcurl says CURL_POLL_REMOVE when a transfer lets go of the
+ * connection and asks again when the next one takes it, and re-registering
+ * each time costs an epoll_ctl ADD and DEL per transfer.
+ */
 struct upstream_sock {
     struct upstream *up;        /* owner */
     curl_socket_t fd;           /* the socket */
-    struct event *ev;           /* EV_PERSIST, flags from libcurl's "what" */
+    struct event *ev;           /* EV_PERSIST with evflags, callback arg is this struct */
+    short evflags;              /* EV_READ/EV_WRITE it is added with; 0: not added */
+    int want;                   /* libcurl's last CURL_POLL_IN/OUT/INOUT; 0: not watched */
+    unsigned owned : 1;         /* made by upstream_on_opensocket; up->byfd[fd] is this */
+    unsigned read_seen : 1;     /* libcurl waited to read from it since it was opened */
+    unsigned verified : 1;      /* fstat says fd is still the socket we opened */
+    dev_t dev;                  /* identity of the socket we opened */
+    ino_t ino;
     struct upstream_sock *prev; /* list of live sockets (for upstream_free) */
     struct upstream_sock *next;
 };
@@ -79,7 +97,9 @@ struct upstream {
     unsigned closing : 1;        /* upstream_free() is cancelling transfers */
     unsigned dead : 1;           /* upstream_free() deferred until entered == 0 */
     struct upstream_req *reqs;   /* running transfers */
-    struct upstream_sock *socks; /* watched sockets */
+    struct upstream_sock *socks; /* watched and owned sockets */
+    struct upstream_sock **byfd; /* owned sockets by fd, nbyfd slots */
+    int nbyfd;
 
     upstream_addr_filter addr_filter; /* asked before every connect, or NULL */
     void *addr_filter_arg;
@@ -130,6 +150,8 @@ struct upstream_progress {
 };
 
 static void upstream_destroy(struct upstream *up);
+static void upstream_sock_adopt(struct upstream *up, curl_socket_t fd);
+static int upstream_on_closesocket(void *arg, curl_socket_t fd);
 
 /* ------------------------------------------------------------------------ */
 /* small helpers                                                             */
@@ -467,22 +489,24 @@ upstream_on_prereq(void *arg, char *primary_ip, char *local_ip, int primary_port
 }
 
 /*
- * CURLOPT_OPENSOCKETFUNCTION, set only on handles with an address filter.
- * libcurl calls it with each resolved address right before connect() (every
- * address it tries, happy eyeballs included), so the filter judges the
- * address really connected to, whatever the name resolved to this time. A
- * refusal is CURL_SOCKET_BAD: libcurl moves on to the next address or fails
- * with CURLE_COULDNT_CONNECT (NOT_SENT; nothing was connected). A reused
+ * CURLOPT_OPENSOCKETFUNCTION, set on every handle. libcurl calls it with each
+ * resolved address right before connect() (every address it tries, happy
+ * eyeballs included). With an address filter, the filter judges the address
+ * really connected to, whatever the name resolved to this time. A refusal
+ * is CURL_SOCKET_BAD: libcurl moves on to the next address or fails with
+ * CURLE_COULDNT_CONNECT (NOT_SENT; nothing was connected). A reused
  * connection skips this, but libcurl reuses only for the same host and port,
- * and the connection's address was judged when it was opened.
+ * and the connection's address was judged when it was opened. Every socket
+ * made here is owned (upstream_sock_adopt) until upstream_on_closesocket.
  */
 static curl_socket_t
 upstream_on_opensocket(void *arg, curlsocktype purpose, struct curl_sockaddr *address)
 {
     struct upstream_req *r = arg;
     struct upstream *up = r->up;
+    curl_socket_t fd;
 
-    if (!up->addr_filter(&address->addr, up->addr_filter_arg)) {
+    if (up->addr_filter != NULL && !up->addr_filter(&address->addr, up->addr_filter_arg)) {
         char ip[INET6_ADDRSTRLEN] = "?";
         const struct sockaddr *sa = &address->addr;
 
@@ -498,7 +522,11 @@ upstream_on_opensocket(void *arg, curlsocktype purpose, struct curl_sockaddr *ad
         return CURL_SOCKET_BAD;
     }
     /* what libcurl does without this callback */
-    return socket(address->family, address->socktype, address->protocol);
+    fd = socket(address->family, address->socktype, address->protocol);
+    if (fd != CURL_SOCKET_BAD) {
+        upstream_sock_adopt(up, fd);
+    }
+    return fd;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -721,14 +749,26 @@ upstream_leave(struct upstream *up)
 /* ------------------------------------------------------------------------ */
 /* libevent <-> libcurl glue                                                 */
 
-/* libevent: a watched socket is ready. */
+static int upstream_sock_watch(struct upstream_sock *s, int what);
+
+/*
+ * libevent: a socket is ready. If libcurl does not watch it (an idle kept-
+ * alive connection, usually closed by the peer, or a paused transfer's),
+ * libcurl would ignore the news and the level-triggered event would fire
+ * again at once: stop listening until libcurl asks again.
+ */
 static void
 upstream_on_socket(evutil_socket_t fd, short events, void *arg)
 {
-    struct upstream *up = arg;
+    struct upstream_sock *s = arg;
+    struct upstream *up = s->up; /* s may be freed inside socket_action */
     int mask = 0;
     int running = 0;
 
+    if (s->want == 0) {
+        (void)upstream_sock_watch(s, 0);
+        return;
+    }
     if (events & EV_READ) {
         mask |= CURL_CSELECT_IN;
     }
@@ -788,6 +828,30 @@ upstream_on_resume(evutil_socket_t fd, short events, void *arg)
     upstream_leave(up);
 }
 
+/* A socket struct for fd, in the list; not yet watched, not owned. */
+static struct upstream_sock *
+upstream_sock_new(struct upstream *up, curl_socket_t fd)
+{
+    struct upstream_sock *s = calloc(1, sizeof(*s));
+
+    if (s == NULL) {
+        return NULL;
+    }
+    s->ev = event_new(up->base, fd, EV_PERSIST, upstream_on_socket, s);
+    if (s->ev == NULL) {
+        free(s);
+        return NULL;
+    }
+    s->up = up;
+    s->fd = fd;
+    s->next = up->socks;
+    if (up->socks != NULL) {
+        up->socks->prev = s;
+    }
+    up->socks = s;
+    return s;
+}
+
 static void
 upstream_sock_free(struct upstream *up, struct upstream_sock *s)
 {
@@ -799,63 +863,197 @@ upstream_sock_free(struct upstream *up, struct upstream_sock *s)
     if (s->next != NULL) {
         s->next->prev = s->prev;
     }
+    if (s->owned && s->fd >= 0 && s->fd < up->nbyfd && up->byfd[s->fd] == s) {
+        up->byfd[s->fd] = NULL;
+    }
     event_free(s->ev);
     free(s);
 }
 
+/* The owned socket struct for fd, or NULL. */
+static struct upstream_sock *
+upstream_sock_owned(struct upstream *up, curl_socket_t fd)
+{
+    return fd >= 0 && fd < up->nbyfd ? up->byfd[fd] : NULL;
+}
+
 /*
- * CURLMOPT_SOCKETFUNCTION: watch, re-watch or forget a socket. May be called
- * from curl_multi_cleanup(). Returning -1 would abort every transfer, so
- * allocation failure is the only reason to do it.
+ * Make s's libevent registration match what (CURL_POLL_IN/OUT/INOUT, or 0
+ * for none). Nothing to do when it already does: the common case of a kept-
+ * alive connection taken by the next transfer, still registered for reading.
  */
 static int
-upstream_socket_cb(CURL *easy, curl_socket_t fd, int what, void *arg, void *sockp)
+upstream_sock_watch(struct upstream_sock *s, int what)
 {
-    struct upstream *up = arg;
-    struct upstream_sock *s = sockp;
-    short flags = EV_PERSIST;
+    short flags = 0;
 
-    if (what == CURL_POLL_REMOVE) {
-        if (s != NULL) {
-            upstream_sock_free(up, s);
-            curl_multi_assign(up->multi, fd, NULL);
-        }
-        return 0;
-    }
     if (what & CURL_POLL_IN) {
         flags |= EV_READ;
     }
     if (what & CURL_POLL_OUT) {
         flags |= EV_WRITE;
     }
-    if (s == NULL) {
-        s = calloc(1, sizeof(*s));
-        if (s == NULL) {
-            return -1;
-        }
-        s->ev = event_new(up->base, fd, flags, upstream_on_socket, up);
-        if (s->ev == NULL) {
-            free(s);
-            return -1;
-        }
-        s->up = up;
-        s->fd = fd;
-        s->next = up->socks;
-        if (up->socks != NULL) {
-            up->socks->prev = s;
-        }
-        up->socks = s;
-        curl_multi_assign(up->multi, fd, s);
-    } else {
-        event_del(s->ev);
-        if (event_assign(s->ev, up->base, fd, flags, upstream_on_socket, up) != 0) {
-            return -1;
-        }
+    if (flags == s->evflags) {
+        return 0;
     }
-    if (event_add(s->ev, NULL) != 0) {
+    if (s->evflags != 0) {
+        event_del(s->ev);
+        s->evflags = 0;
+    }
+    if (flags == 0) {
+        return 0;
+    }
+    if (event_assign(s->ev, s->up->base, s->fd, flags | EV_PERSIST, upstream_on_socket, s) != 0 ||
+        event_add(s->ev, NULL) != 0) {
         return -1;
     }
+    s->evflags = flags;
     return 0;
+}
+
+/* 1 if s->fd is still the socket upstream_on_opensocket made (fstat, once). */
+static int
+upstream_sock_verify(struct upstream_sock *s)
+{
+    struct stat st;
+
+    if (!s->verified && fstat(s->fd, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino) {
+        s->verified = 1;
+    }
+    return s->verified;
+}
+
+/*
+ * Our open-socket callback made fd: own it from now until our close-socket
+ * callback. A struct already there means libcurl closed that fd without
+ * telling us (7.88 closes a connect attempt it gave up on that way, e.g. a
+ * happy-eyeballs loser); the kernel then dropped its epoll registration
+ * while libevent still counts it, so register it anew. Out of memory, fd is
+ * simply not owned: it is watched the plain way, added and deleted per
+ * transfer.
+ */
+static void
+upstream_sock_adopt(struct upstream *up, curl_socket_t fd)
+{
+    struct upstream_sock *s = upstream_sock_owned(up, fd);
+    struct stat st;
+    short flags;
+
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        return;
+    }
+    if (fd >= up->nbyfd) {
+        int n = up->nbyfd > 0 ? up->nbyfd : 64;
+        struct upstream_sock **p;
+
+        while (n <= fd) {
+            n *= 2;
+        }
+        p = realloc(up->byfd, (size_t)n * sizeof(*p));
+        if (p == NULL) {
+            return;
+        }
+        memset(p + up->nbyfd, 0, (size_t)(n - up->nbyfd) * sizeof(*p));
+        up->byfd = p;
+        up->nbyfd = n;
+    }
+    if (s == NULL) {
+        s = upstream_sock_new(up, fd);
+        if (s == NULL) {
+            return;
+        }
+        s->owned = 1;
+        up->byfd[fd] = s;
+    } else if ((flags = s->evflags) != 0) {
+        event_del(s->ev); /* ENOENT from epoll, which libevent tolerates */
+        s->evflags = 0;
+        if (event_add(s->ev, NULL) == 0) {
+            s->evflags = flags;
+        }
+    }
+    s->dev = st.st_dev;
+    s->ino = st.st_ino;
+    s->read_seen = 0;
+    s->verified = 0;
+}
+
+/*
+ * CURLOPT_CLOSESOCKETFUNCTION, set on every handle: libcurl closes a
+ * connection socket through here (after CURL_POLL_REMOVE, if it was
+ * watched). The registration must go before the fd does: once the number is
+ * reused (by evhttp, hiredis or us), libevent would believe the new socket
+ * already registered, and its events would be lost.
+ */
+static int
+upstream_on_closesocket(void *arg, curl_socket_t fd)
+{
+    struct upstream *up = arg;
+    struct upstream_sock *s = upstream_sock_owned(up, fd);
+
+    if (s != NULL) {
+        (void)upstream_sock_watch(s, 0);
+        if (s->want == 0) {
+            upstream_sock_free(up, s);
+        } else {
+            /* libcurl still holds it as its socket pointer: free it on REMOVE */
+            up->byfd[fd] = NULL;
+            s->owned = 0;
+        }
+    }
+    return close(fd);
+}
+
+/*
+ * CURLMOPT_SOCKETFUNCTION: watch, re-watch or forget a socket. May be called
+ * from curl_multi_cleanup(). Returning -1 would abort every transfer, so
+ * allocation failure is the only reason to do it.
+ *
+ * On CURL_POLL_REMOVE an owned connection socket stays registered for
+ * reading ("parked") while it idles in libcurl's connection cache; the next
+ * transfer to take it then usually asks for exactly that, and nothing needs
+ * doing. Parking is safe only for a socket libcurl will close through our
+ * close-socket callback: one that libcurl has waited to read from (so a
+ * connected, active connection, never a connect attempt libcurl might drop
+ * silently) and that fstat shows is still the socket we opened (not, say,
+ * the resolver's socket pair on a number a dropped attempt freed). Any
+ * other socket is deleted from libevent on REMOVE, as before.
+ */
+static int
+upstream_socket_cb(CURL *easy, curl_socket_t fd, int what, void *arg, void *sockp)
+{
+    struct upstream *up = arg;
+    struct upstream_sock *s = sockp;
+
+    if (s == NULL) {
+        s = upstream_sock_owned(up, fd);
+        if (s == NULL && what == CURL_POLL_REMOVE) {
+            return 0;
+        }
+        if (s == NULL && (s = upstream_sock_new(up, fd)) == NULL) {
+            return -1;
+        }
+        if (what != CURL_POLL_REMOVE) {
+            curl_multi_assign(up->multi, fd, s);
+        }
+    }
+    if (what == CURL_POLL_REMOVE) {
+        s->want = 0;
+        if (!s->owned) {
+            upstream_sock_free(up, s);
+        } else if (!s->read_seen || s->evflags != EV_READ) {
+            /* (an idle socket registered for writing would fire at once) */
+            (void)upstream_sock_watch(s, 0);
+        } else if (!upstream_sock_verify(s)) {
+            /* byfd[fd] outlived its socket: not ours to keep */
+            upstream_sock_free(up, s);
+        }
+        return 0;
+    }
+    s->want = what;
+    if (what & CURL_POLL_IN) {
+        s->read_seen = 1;
+    }
+    return upstream_sock_watch(s, what);
 }
 
 /*
@@ -960,6 +1158,7 @@ upstream_destroy(struct upstream *up)
     while (up->socks != NULL) {
         upstream_sock_free(up, up->socks);
     }
+    free(up->byfd);
     event_free(up->timer);
     free(up);
 }
@@ -1114,10 +1313,10 @@ upstream_start(struct upstream *up, const struct upstream_request *req, upstream
     rc |= curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     rc |= curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, upstream_on_prereq);
     rc |= curl_easy_setopt(e, CURLOPT_PREREQDATA, r);
-    if (up->addr_filter != NULL) {
-        rc |= curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, upstream_on_opensocket);
-        rc |= curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r);
-    }
+    rc |= curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, upstream_on_opensocket);
+    rc |= curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r);
+    rc |= curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, upstream_on_closesocket);
+    rc |= curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, up);
     rc |= upstream_set_method(e, req);
     if (rc != CURLE_OK) {
         goto error;

@@ -529,6 +529,29 @@ sock_port(int fd)
     return ntohs(sa.sin_port);
 }
 
+/* The evhttp server on addr; 0 if it cannot listen there. */
+static int
+hsrv_start_on(const char *addr)
+{
+    struct evhttp_bound_socket *h;
+    struct sockaddr_storage sa;
+    socklen_t len = sizeof(sa);
+
+    memset(&hs, 0, sizeof(hs));
+    hs.http = evhttp_new(base);
+    cr_assert_not_null(hs.http);
+    evhttp_set_gencb(hs.http, hsrv_handle, &hs);
+    evhttp_set_bevcb(hs.http, hsrv_bevcb, &hs);
+    h = evhttp_bind_socket_with_handle(hs.http, addr, 0);
+    if (h == NULL) {
+        return 0;
+    }
+    cr_assert_eq(getsockname(evhttp_bound_socket_get_fd(h), (struct sockaddr *)&sa, &len), 0);
+    hs.port = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
+                                             : ((struct sockaddr_in *)&sa)->sin_port);
+    return 1;
+}
+
 static void
 hsrv_start(void)
 {
@@ -1064,6 +1087,125 @@ Test(upstream, idle_close_then_fresh_connection, .timeout = 15)
     run_until(&dn[1], 1, 5000);
     cr_assert_eq(dn[1].res, UPSTREAM_OK, "%s: %s", upstream_result_text[dn[1].res], dn[1].error);
     cr_assert_eq(rs.conns, 2);
+}
+
+/* Loop passes in ms milliseconds: a handful when idle, thousands when an
+ * event keeps firing. */
+static int
+loop_passes(int ms)
+{
+    int expired = 0, n = 0;
+    struct event *t = evtimer_new(base, on_deadline, &expired);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+    evtimer_add(t, &tv);
+    while (!expired) {
+        event_base_loop(base, EVLOOP_ONCE);
+        n++;
+    }
+    event_free(t);
+    return n;
+}
+
+/*
+ * A kept-alive connection stays registered for reading while idle; when the
+ * peer closes it, the readiness libcurl does not want must not make the
+ * loop spin, and the next request still works.
+ */
+Test(upstream, idle_close_does_not_spin, .timeout = 15)
+{
+    struct upstream_request rq;
+    int passes;
+
+    raw_start(RAW_ANSWER_THEN_CLOSE);
+    rq = mkreq("GET", url(rs.port, "/a"));
+    cr_assert_not_null(start(&dn[0], &rq));
+    run_until(dn, 1, 5000);
+    cr_assert_eq(dn[0].res, UPSTREAM_OK, "%s", dn[0].error);
+    passes = loop_passes(200);
+    cr_assert_lt(passes, 20, "loop passes in 200 ms: %d", passes);
+    cr_assert_not_null(start(&dn[1], &rq));
+    run_until(&dn[1], 1, 5000);
+    cr_assert_eq(dn[1].res, UPSTREAM_OK, "%s: %s", upstream_result_text[dn[1].res], dn[1].error);
+}
+
+static void
+on_pipe_read(evutil_socket_t fd, short what, void *arg)
+{
+    char c;
+
+    if (read(fd, &c, 1) == 1) {
+        (*(int *)arg)++;
+    }
+}
+
+/*
+ * After libcurl closes a connection, its fd number goes to the next socket
+ * or pipe anyone opens. If our registration outlived the socket, libevent
+ * would take the newcomer's fd as registered already and never tell epoll,
+ * and its events would be lost. Pipes take the lowest free numbers, so
+ * a few of them cover the closed connection's.
+ */
+Test(upstream, closed_connection_fd_reuse_keeps_events, .timeout = 15)
+{
+    const char *hdrs[] = {"Connection: close", NULL};
+    struct upstream_request rq;
+    struct event *evs[8];
+    int fds[8][2];
+    int fired = 0;
+    int i;
+
+    hsrv_start();
+    rq = mkreq("GET", url(hs.port, "/echo"));
+    cr_assert_not_null(start(&dn[0], &rq));
+    run_until(dn, 1, 5000);
+    cr_assert_eq(dn[0].res, UPSTREAM_OK, "%s", dn[0].error);
+    rq.headers = hdrs;
+    cr_assert_not_null(start(&dn[1], &rq));
+    run_until(&dn[1], 1, 5000);
+    cr_assert_eq(dn[1].res, UPSTREAM_OK, "%s", dn[1].error);
+    run_until(NULL, 0, 50);
+    for (i = 0; i < 8; i++) {
+        cr_assert_eq(pipe(fds[i]), 0);
+        evs[i] = event_new(base, fds[i][0], EV_READ | EV_PERSIST, on_pipe_read, &fired);
+        cr_assert_eq(event_add(evs[i], NULL), 0);
+        cr_assert_eq(write(fds[i][1], "x", 1), 1);
+    }
+    for (i = 0; i < 20 && fired < 8; i++) {
+        run_until(NULL, 0, 10);
+    }
+    for (i = 0; i < 8; i++) {
+        event_free(evs[i]);
+        close(fds[i][0]);
+        close(fds[i][1]);
+    }
+    cr_assert_eq(fired, 8, "pipes that saw their byte: %d of 8", fired);
+    cr_assert_eq(hs.conns, 1);
+}
+
+/*
+ * localhost is 127.0.0.1 then ::1 to libcurl; with the server on ::1 only,
+ * the first connect attempt is refused and closed, the second one connects
+ * and is kept: both requests work over that one connection.
+ */
+Test(upstream, refused_address_then_next_one_kept_alive, .timeout = 15)
+{
+    struct upstream_request rq;
+    char u[64];
+
+    if (!hsrv_start_on("::1")) {
+        cr_skip_test("no IPv6 loopback");
+    }
+    snprintf(u, sizeof(u), "http://localhost:%d/echo", hs.port);
+    rq = mkreq("GET", u);
+    cr_assert_not_null(start(&dn[0], &rq));
+    run_until(dn, 1, 5000);
+    cr_assert_eq(dn[0].res, UPSTREAM_OK, "%s: %s", upstream_result_text[dn[0].res], dn[0].error);
+    cr_assert_not_null(start(&dn[1], &rq));
+    run_until(&dn[1], 1, 5000);
+    cr_assert_eq(dn[1].res, UPSTREAM_OK, "%s: %s", upstream_result_text[dn[1].res], dn[1].error);
+    cr_assert_eq(hs.requests, 2);
+    cr_assert_eq(hs.conns, 1, "connections: %d", hs.conns);
 }
 
 /*
