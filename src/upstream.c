@@ -1058,7 +1058,15 @@ upstream_socket_cb(CURL *easy, curl_socket_t fd, int what, void *arg, void *sock
 
 /*
  * CURLMOPT_TIMERFUNCTION: (re)arm or delete the single timer. Never drive
- * libcurl from here; a 0 ms timeout fires on the next loop pass.
+ * libcurl from here.
+ *
+ * A 0 ms request from outside our callbacks (curl_multi_add_handle() in
+ * upstream_start() called by the front end, a Redis reply, ...) activates
+ * the timer event instead: it runs later in this same loop pass, so the
+ * request goes out without an extra epoll_wait() round, and every transfer
+ * started in the pass shares the one run. From inside our callbacks (libcurl
+ * asking again, or a completion starting a transfer) it waits for the next
+ * pass as before, so nothing can keep the loop from polling.
  */
 static int
 upstream_timer_cb(CURLM *multi, long timeout_ms, void *arg)
@@ -1068,6 +1076,10 @@ upstream_timer_cb(CURLM *multi, long timeout_ms, void *arg)
 
     if (timeout_ms < 0) {
         evtimer_del(up->timer);
+        return 0;
+    }
+    if (timeout_ms == 0 && up->entered == 0) {
+        event_active(up->timer, EV_TIMEOUT, 0);
         return 0;
     }
     upstream_tv_from_ms(&tv, timeout_ms);
