@@ -928,9 +928,9 @@ upstream_sock_verify(struct upstream_sock *s)
  * callback. A struct already there means libcurl closed that fd without
  * telling us (7.88 closes a connect attempt it gave up on that way, e.g. a
  * happy-eyeballs loser); the kernel then dropped its epoll registration
- * while libevent still counts it, so register it anew. Out of memory, fd is
- * simply not owned: it is watched the plain way, added and deleted per
- * transfer.
+ * while libevent still counts it, so register it anew if libcurl still
+ * watches that fd number. Out of memory, fd is simply not owned: it is
+ * watched the plain way, added and deleted per transfer.
  */
 static void
 upstream_sock_adopt(struct upstream *up, curl_socket_t fd)
@@ -967,8 +967,8 @@ upstream_sock_adopt(struct upstream *up, curl_socket_t fd)
     } else if ((flags = s->evflags) != 0) {
         event_del(s->ev); /* ENOENT from epoll, which libevent tolerates */
         s->evflags = 0;
-        if (event_add(s->ev, NULL) == 0) {
-            s->evflags = flags;
+        if (s->want != 0 && event_add(s->ev, NULL) == 0) {
+            s->evflags = flags; /* libcurl will not ask again for what it has */
         }
     }
     s->dev = st.st_dev;
