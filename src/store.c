@@ -60,6 +60,18 @@ enum store_state {
     STORE_CONNECTED   /* handshake answered; commands go to Redis */
 };
 
+/*
+ * Formatted EVALSHA commands up to this size reuse buffers: two per call of
+ * about 2 KiB each, which glibc otherwise serves from its large-chunk path
+ * (consolidating its fast bins) every time.
+ */
+#define STORE_BUF_SIZE 4096
+#define STORE_SPARE_BUFS 128
+
+/* The process's spare buffers (one loop per process; a command may outlive its store). */
+static char *store_spare[STORE_SPARE_BUFS];
+static int store_nspare;
+
 struct store_cmd {
     TAILQ_ENTRY(store_cmd) link; /* on st->sent or st->deferred */
     struct store *st;            /* owner of the completion; NULL once detached */
@@ -68,6 +80,7 @@ struct store_cmd {
     struct event *timer;         /* deadline, or the zero delay of a deferred failure */
     char *eval_cmd;              /* the formatted EVALSHA, kept for a NOSCRIPT retry, or NULL */
     size_t eval_len;             /* its length */
+    size_t eval_cap;             /* its buffer's size */
     const struct store_source *eval_src; /* its script's source, for SCRIPT LOAD */
     int64_t start_us;            /* issued (for the metrics) */
     unsigned in_redis : 1;       /* hiredis still holds this as privdata */
@@ -187,6 +200,28 @@ store_cmd_new(struct store *st, store_cb cb, void *arg)
     return cmd;
 }
 
+/* A buffer for a formatted command of len bytes; *cap is its size. */
+static char *
+store_buf_get(size_t len, size_t *cap)
+{
+    if (len > STORE_BUF_SIZE) {
+        *cap = len;
+        return malloc(len);
+    }
+    *cap = STORE_BUF_SIZE;
+    return store_nspare > 0 ? store_spare[--store_nspare] : malloc(STORE_BUF_SIZE);
+}
+
+static void
+store_buf_put(char *buf, size_t cap)
+{
+    if (buf != NULL && cap == STORE_BUF_SIZE && store_nspare < STORE_SPARE_BUFS) {
+        store_spare[store_nspare++] = buf;
+    } else {
+        free(buf);
+    }
+}
+
 /* Free the command once both the store and hiredis are done with it. */
 static void
 store_cmd_release(struct store_cmd *cmd)
@@ -195,7 +230,7 @@ store_cmd_release(struct store_cmd *cmd)
         return;
     }
     event_free(cmd->timer);
-    free(cmd->eval_cmd);
+    store_buf_put(cmd->eval_cmd, cmd->eval_cap);
     free(cmd);
 }
 
@@ -561,7 +596,7 @@ store_retry_eval(struct store *st, struct store_cmd *cmd)
         rc = redisAsyncFormattedCommand(st->ac, store_on_reply, cmd, cmd->eval_cmd,
                                         cmd->eval_len);
     }
-    free(cmd->eval_cmd);
+    store_buf_put(cmd->eval_cmd, cmd->eval_cap);
     cmd->eval_cmd = NULL;
     if (rc != REDIS_OK) {
         return GW_ERR;
@@ -898,7 +933,7 @@ store_put_len(char *p, char mark, size_t n)
  */
 static char *
 store_format_evalsha(const char *sha, int nkeys, int nargs, const char **args,
-                     const size_t *argslen, size_t *out_len)
+                     const size_t *argslen, size_t *out_len, size_t *cap)
 {
     char nk[24];
     int nklen = snprintf(nk, sizeof(nk), "%d", nkeys), i;
@@ -908,7 +943,7 @@ store_format_evalsha(const char *sha, int nkeys, int nargs, const char **args,
     for (i = 0; i < nargs; i++) {
         total += 32 + (argslen != NULL ? argslen[i] : strlen(args[i]));
     }
-    if ((buf = malloc(total)) == NULL) {
+    if ((buf = store_buf_get(total, cap)) == NULL) {
         return NULL;
     }
     p = store_put_len(buf, '*', (size_t)nargs + 3);
@@ -955,7 +990,8 @@ store_eval(struct store *st, const struct store_script *sc, int nkeys, int nargs
     }
     cmd->eval_src = store_source_of(st, sc);
     cmd->eval_cmd = cmd->eval_src != NULL
-                        ? store_format_evalsha(sc->sha, nkeys, nargs, args, argslen, &cmd->eval_len)
+                        ? store_format_evalsha(sc->sha, nkeys, nargs, args, argslen,
+                                               &cmd->eval_len, &cmd->eval_cap)
                         : NULL;
     if (cmd->eval_cmd == NULL) {
         event_free(cmd->timer);

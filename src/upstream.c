@@ -1314,6 +1314,14 @@ upstream_start(struct upstream *up, const struct upstream_request *req, upstream
     rc |= curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
     rc |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     rc |= curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (req->small_answer && req->stream == NULL) {
+        /* libcurl 7.88 allocates its receive buffer (16 KiB by default) for
+         * every transfer and frees it after: at that size each one goes
+         * through glibc's large-chunk path, which consolidates its fast bins.
+         * 1 KiB is recycled from glibc's per-thread cache instead; a larger
+         * answer is still read whole, in more pieces. */
+        rc |= curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 1024L);
+    }
     rc |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
     rc |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, total_ms);
     rc |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);

@@ -92,6 +92,8 @@ struct upstream_request {
     long connect_timeout_ms;     /* connect deadline */
     long timeout_ms;             /* whole-transfer deadline */
     const struct upstream_stream *stream; /* NULL: collect the body (the default) */
+    int small_answer;            /* 1: the answer is expected to be small (a placement's
+                                  * JSON); libcurl then reads it through a 1 KiB buffer */
 };
 
 struct upstream_response {
