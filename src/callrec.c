@@ -101,16 +101,14 @@ call_status_event_type(enum call_status s)
  */
 const char callrec_lua_begin[] =
     "if ARGV[6] == '1' then\n"
+    /* A key seen before takes one more read, whatever the outcome. */
     "  local st = redis.call('HGET', KEYS[3], 'state')\n"
     "  if st then\n"
-    "    if redis.call('HGET', KEYS[3], 'fp') ~= ARGV[2] then return {'mismatch'} end\n"
-    "    if st == 'done' then\n"
-    "      return {'replay', redis.call('HGET', KEYS[3], 'code'),\n"
-    "              redis.call('HGET', KEYS[3], 'body')}\n"
-    "    end\n"
-    "    local started = tonumber(redis.call('HGET', KEYS[3], 'started') or '0')\n"
-    "    if tonumber(ARGV[4]) - started > tonumber(ARGV[5]) then\n"
-    "      return {'abandoned', redis.call('HGET', KEYS[3], 'call_id')}\n"
+    "    local h = redis.call('HMGET', KEYS[3], 'fp', 'code', 'body', 'started', 'call_id')\n"
+    "    if h[1] ~= ARGV[2] then return {'mismatch'} end\n"
+    "    if st == 'done' then return {'replay', h[2], h[3]} end\n"
+    "    if tonumber(ARGV[4]) - tonumber(h[4] or '0') > tonumber(ARGV[5]) then\n"
+    "      return {'abandoned', h[5]}\n"
     "    end\n"
     "    return {'conflict'}\n"
     "  end\n"
@@ -118,17 +116,19 @@ const char callrec_lua_begin[] =
     "             'started', ARGV[4])\n"
     "  redis.call('EXPIRE', KEYS[3], ARGV[1])\n"
     "end\n"
-    "redis.call('HSET', KEYS[1], unpack(ARGV, 10))\n"
-    "redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])\n"
-    "local took\n"
+    /* The agent step runs first and appends the agent to the record's pairs,
+     * so the record is written with one HSET. */
+    "local rec, out = {unpack(ARGV, 10)}, {'new'}\n"
     "if ARGV[7] == 'reserve' then\n"
-    "  took = agents_reserve(KEYS[4], ARGV[8], ARGV[3], ARGV[9], KEYS[1])\n"
+    "  local took = agents_reserve(KEYS[4], ARGV[8], ARGV[3], ARGV[9], rec)\n"
+    "  out = {'new', took[1], took[2]}\n"
     "elseif ARGV[7] == 'claim' then\n"
-    "  took = agents_claim(KEYS[4], KEYS[5], ARGV[8], ARGV[9], ARGV[3], KEYS[1])\n"
-    "else\n"
-    "  return {'new'}\n"
+    "  local took = agents_claim(KEYS[4], KEYS[5], ARGV[8], ARGV[9], ARGV[3], rec)\n"
+    "  out = {'new', took[1], took[2]}\n"
     "end\n"
-    "return {'new', took[1], took[2]}\n";
+    "redis.call('HSET', KEYS[1], unpack(rec))\n"
+    "redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])\n"
+    "return out\n";
 
 /*
  * finish: record the placement's result and settle the idempotency key.
