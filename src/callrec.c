@@ -141,14 +141,20 @@ const char callrec_lua_begin[] =
  * The status follows the forward-only rule: a webhook may have moved it on.
  * vcall maps the vendor's own call id to ours, for vendors whose webhooks
  * do not echo our id.
+ * The record is read once (HMGET) and written once (HSET): the field pairs
+ * (calls_finish_fields) never name status, rank or the in-flight fields, so
+ * the status answered and the in-flight decision follow from what was read.
  */
 const char callrec_lua_finish[] =
-    "local cur = redis.call('HGET', KEYS[1], 'status')\n"
-    "local rank = tonumber(redis.call('HGET', KEYS[1], 'rank') or '-1')\n"
+    "local h = redis.call('HMGET', KEYS[1], 'status', 'rank', 'inflight')\n"
+    "local cur, rank = h[1], tonumber(h[2] or '-1')\n"
+    "local rec\n"
     "if cur == false or cur == 'unknown' or tonumber(ARGV[7]) > rank then\n"
-    "  redis.call('HSET', KEYS[1], 'status', ARGV[6], 'rank', ARGV[7])\n"
+    "  cur, rank = ARGV[6], tonumber(ARGV[7])\n"
+    "  rec = {'status', ARGV[6], 'rank', ARGV[7], unpack(ARGV, 9)}\n"
+    "else\n"
+    "  rec = {unpack(ARGV, 9)}\n"
     "end\n"
-    "if #ARGV > 8 then redis.call('HSET', KEYS[1], unpack(ARGV, 9)) end\n"
     "if ARGV[1] == 'store' then\n"
     "  redis.call('HSET', KEYS[2], 'state', 'done', 'code', ARGV[3], 'body', ARGV[4])\n"
     "  redis.call('EXPIRE', KEYS[2], ARGV[2])\n"
@@ -158,13 +164,13 @@ const char callrec_lua_finish[] =
     "if ARGV[8] ~= '0' then redis.call('SET', KEYS[3], ARGV[5], 'EX', ARGV[8]) end\n"
     /* An accepted call counts as in flight at its vendor (least_busy) until its
      * terminal event -- unless that event came first. */
-    "if (ARGV[6] == 'queued' or ARGV[6] == 'scheduled') and\n"
-    "   tonumber(redis.call('HGET', KEYS[1], 'rank') or '-1') < 3 and\n"
-    "   redis.call('HGET', KEYS[1], 'inflight') ~= '1' then\n"
+    "if (ARGV[6] == 'queued' or ARGV[6] == 'scheduled') and rank < 3 and h[3] ~= '1' then\n"
     "  redis.call('INCR', KEYS[4])\n"
-    "  redis.call('HSET', KEYS[1], 'inflight', '1', 'inflight_key', KEYS[4])\n"
+    "  local n = #rec\n"
+    "  rec[n + 1], rec[n + 2], rec[n + 3], rec[n + 4] = 'inflight', '1', 'inflight_key', KEYS[4]\n"
     "end\n"
-    "return redis.call('HGET', KEYS[1], 'status')\n";
+    "if #rec > 0 then redis.call('HSET', KEYS[1], unpack(rec)) end\n"
+    "return cur\n";
 
 /*
  * event: store a vendor event durably and apply it to its call.
