@@ -68,11 +68,15 @@
  * call_id, idle_since, updated_at. The ',' list of groups saves parsing the
  * doc inside Redis.
  */
-#define AGENTS_LUA_PRELUDE                                                                         \
+#define AGENTS_LUA_VIEW_FIELDS                                                                     \
+    "'id', 'doc', 'status', 'status_since', 'call_id', 'idle_since', 'updated_at'"
+#define AGENTS_LUA_NOW                                                                             \
     "local function agents_now()\n"                                                                \
     "  local t = redis.call('TIME')\n"                                                             \
     "  return string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))\n"  \
-    "end\n"                                                                                        \
+    "end\n"
+#define AGENTS_LUA_PRELUDE                                                                         \
+    AGENTS_LUA_NOW                                                                                 \
     "local function agents_groups(k)\n"                                                            \
     "  local out = {}\n"                                                                           \
     "  for g in string.gmatch(redis.call('HGET', k, 'groups') or '', '[^,]+') do\n"                \
@@ -81,8 +85,7 @@
     "  return out\n"                                                                               \
     "end\n"                                                                                        \
     "local function agents_view(k)\n"                                                              \
-    "  return redis.call('HMGET', k, 'id', 'doc', 'status', 'status_since', 'call_id',\n"          \
-    "                    'idle_since', 'updated_at')\n"                                            \
+    "  return redis.call('HMGET', k, " AGENTS_LUA_VIEW_FIELDS ")\n"                                \
     "end\n"                                                                                        \
     "local function agents_unidle(k, ip, id)\n"                                                    \
     "  for _, g in ipairs(agents_groups(k)) do redis.call('ZREM', ip .. g, id) end\n"              \
@@ -172,9 +175,16 @@ const char agents_lua_status[] = AGENTS_LUA_PRELUDE
  * The two ways a placement takes an agent, as Lua functions: the placement's
  * begin script (callrec.c) runs them in the same script that claims the
  * idempotency key and writes the call record, so a call costs one Redis
- * round trip before its vendor is contacted. ck, when given, is the call
- * record: it learns its agent in the same step (so a terminal webhook frees
- * the agent even if it beats the placement's final write).
+ * round trip before its vendor is contacted. rec, when given, is the list of
+ * field/value pairs the begin script is about to write into the call record:
+ * the agent is appended to it, so the record learns its agent in the same
+ * step (a terminal webhook frees the agent even if it beats the placement's
+ * final write) with one HSET for the whole record.
+ *
+ * Each reads the agent with one HMGET (the view and the groups) and builds
+ * the view it answers from that and what it wrote, rather than reading the
+ * agent again. A busy agent is in no idle set (the invariant above), so
+ * giving it a new call touches neither its idle sets nor status_since.
  *
  * reserve: the named agent. k: agent key, ip: idle key prefix, cid: call
  * id, need: "1" when the rule requires the agent available.
@@ -193,26 +203,35 @@ const char agents_lua_status[] = AGENTS_LUA_PRELUDE
  * {"missing"} (no such group).
  */
 #define AGENTS_LUA_PLACE                                                                           \
-    "local function agents_took(k, ck)\n"                                                          \
-    "  if ck then redis.call('HSET', ck, 'agent', redis.call('HGET', k, 'id'),\n"                  \
-    "                        'agent_reserved', '1') end\n"                                         \
-    "  return {'ok', agents_view(k)}\n"                                                            \
+    "local function agents_took(v, rec)\n"                                                         \
+    "  if rec then\n"                                                                              \
+    "    local n = #rec\n"                                                                         \
+    "    rec[n + 1], rec[n + 2], rec[n + 3], rec[n + 4] = 'agent', v[1], 'agent_reserved', '1'\n"  \
+    "  end\n"                                                                                      \
+    "  v[8] = nil\n"                                                                               \
+    "  return {'ok', v}\n"                                                                         \
     "end\n"                                                                                        \
-    "local function agents_reserve(k, ip, cid, need, ck)\n"                                        \
-    "  local cur = redis.call('HGET', k, 'status')\n"                                              \
+    "local function agents_busy(k, v, ip, id, cid)\n"                                              \
+    "  for g in string.gmatch(v[8] or '', '[^,]+') do redis.call('ZREM', ip .. g, id) end\n"       \
+    "  v[3], v[4], v[5], v[6] = 'busy', agents_now(), cid, ''\n"                                   \
+    "  redis.call('HSET', k, 'status', 'busy', 'status_since', v[4], 'call_id', cid,\n"            \
+    "             'idle_since', '')\n"                                                             \
+    "end\n"                                                                                        \
+    "local function agents_reserve(k, ip, cid, need, rec)\n"                                       \
+    "  local v = redis.call('HMGET', k, " AGENTS_LUA_VIEW_FIELDS ", 'groups')\n"                   \
+    "  local cur = v[3]\n"                                                                         \
     "  if not cur then return {'missing'} end\n"                                                   \
-    "  if cur == 'busy' and redis.call('HGET', k, 'call_id') == cid then\n"                        \
-    "    return agents_took(k, ck)\n"                                                              \
+    "  if cur == 'busy' and v[5] == cid then return agents_took(v, rec) end\n"                     \
+    "  if cur ~= 'available' and need == '1' then v[8] = nil; return {'unavailable', v} end\n"     \
+    "  if cur == 'busy' then\n"                                                                    \
+    "    v[5], v[6] = cid, ''\n"                                                                   \
+    "    redis.call('HSET', k, 'call_id', cid, 'idle_since', '')\n"                                \
+    "  elseif cur ~= 'offline' then\n"                                                             \
+    "    agents_busy(k, v, ip, v[1], cid)\n"                                                       \
     "  end\n"                                                                                      \
-    "  if cur ~= 'available' and need == '1' then return {'unavailable', agents_view(k)} end\n"    \
-    "  if cur ~= 'offline' then\n"                                                                 \
-    "    agents_unidle(k, ip, redis.call('HGET', k, 'id'))\n"                                      \
-    "    if cur ~= 'busy' then redis.call('HSET', k, 'status_since', agents_now()) end\n"          \
-    "    redis.call('HSET', k, 'status', 'busy', 'call_id', cid, 'idle_since', '')\n"              \
-    "  end\n"                                                                                      \
-    "  return agents_took(k, ck)\n"                                                                \
+    "  return agents_took(v, rec)\n"                                                               \
     "end\n"                                                                                        \
-    "local function agents_claim(idle, members, ap, ip, cid, ck)\n"                                \
+    "local function agents_claim(idle, members, ap, ip, cid, rec)\n"                               \
     "  while true do\n"                                                                            \
     "    local first = redis.call('ZRANGE', idle, 0, 0)\n"                                         \
     "    if #first == 0 then\n"                                                                    \
@@ -221,25 +240,24 @@ const char agents_lua_status[] = AGENTS_LUA_PRELUDE
     "    end\n"                                                                                    \
     "    local id = first[1]\n"                                                                    \
     "    local k = ap .. id\n"                                                                     \
-    "    if redis.call('HGET', k, 'status') == 'available' then\n"                                 \
-    "      agents_unidle(k, ip, id)\n"                                                             \
-    "      redis.call('HSET', k, 'status', 'busy', 'status_since', agents_now(),\n"                \
-    "                 'call_id', cid, 'idle_since', '')\n"                                         \
-    "      return agents_took(k, ck)\n"                                                            \
+    "    local v = redis.call('HMGET', k, " AGENTS_LUA_VIEW_FIELDS ", 'groups')\n"                 \
+    "    if v[3] == 'available' then\n"                                                            \
+    "      agents_busy(k, v, ip, id, cid)\n"                                                       \
+    "      return agents_took(v, rec)\n"                                                           \
     "    end\n"                                                                                    \
     "    redis.call('ZREM', idle, id)\n"                                                           \
     "  end\n"                                                                                      \
     "end\n"
 
-const char agents_lua_place[] = AGENTS_LUA_PRELUDE AGENTS_LUA_PLACE;
+const char agents_lua_place[] = AGENTS_LUA_NOW AGENTS_LUA_PLACE;
 
 /* reserve on its own. KEYS: agent. ARGV: idle key prefix, call id, require available. */
-const char agents_lua_reserve[] = AGENTS_LUA_PRELUDE AGENTS_LUA_PLACE
+const char agents_lua_reserve[] = AGENTS_LUA_NOW AGENTS_LUA_PLACE
     "return agents_reserve(KEYS[1], ARGV[1], ARGV[2], ARGV[3], nil)\n";
 
 /* claim on its own. KEYS: group idle set, group members. ARGV: agent key prefix, idle
  * key prefix, call id. */
-const char agents_lua_claim[] = AGENTS_LUA_PRELUDE AGENTS_LUA_PLACE
+const char agents_lua_claim[] = AGENTS_LUA_NOW AGENTS_LUA_PLACE
     "return agents_claim(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], nil)\n";
 
 /*

@@ -101,16 +101,14 @@ call_status_event_type(enum call_status s)
  */
 const char callrec_lua_begin[] =
     "if ARGV[6] == '1' then\n"
+    /* A key seen before takes one more read, whatever the outcome. */
     "  local st = redis.call('HGET', KEYS[3], 'state')\n"
     "  if st then\n"
-    "    if redis.call('HGET', KEYS[3], 'fp') ~= ARGV[2] then return {'mismatch'} end\n"
-    "    if st == 'done' then\n"
-    "      return {'replay', redis.call('HGET', KEYS[3], 'code'),\n"
-    "              redis.call('HGET', KEYS[3], 'body')}\n"
-    "    end\n"
-    "    local started = tonumber(redis.call('HGET', KEYS[3], 'started') or '0')\n"
-    "    if tonumber(ARGV[4]) - started > tonumber(ARGV[5]) then\n"
-    "      return {'abandoned', redis.call('HGET', KEYS[3], 'call_id')}\n"
+    "    local h = redis.call('HMGET', KEYS[3], 'fp', 'code', 'body', 'started', 'call_id')\n"
+    "    if h[1] ~= ARGV[2] then return {'mismatch'} end\n"
+    "    if st == 'done' then return {'replay', h[2], h[3]} end\n"
+    "    if tonumber(ARGV[4]) - tonumber(h[4] or '0') > tonumber(ARGV[5]) then\n"
+    "      return {'abandoned', h[5]}\n"
     "    end\n"
     "    return {'conflict'}\n"
     "  end\n"
@@ -118,17 +116,19 @@ const char callrec_lua_begin[] =
     "             'started', ARGV[4])\n"
     "  redis.call('EXPIRE', KEYS[3], ARGV[1])\n"
     "end\n"
-    "redis.call('HSET', KEYS[1], unpack(ARGV, 10))\n"
-    "redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])\n"
-    "local took\n"
+    /* The agent step runs first and appends the agent to the record's pairs,
+     * so the record is written with one HSET. */
+    "local rec, out = {unpack(ARGV, 10)}, {'new'}\n"
     "if ARGV[7] == 'reserve' then\n"
-    "  took = agents_reserve(KEYS[4], ARGV[8], ARGV[3], ARGV[9], KEYS[1])\n"
+    "  local took = agents_reserve(KEYS[4], ARGV[8], ARGV[3], ARGV[9], rec)\n"
+    "  out = {'new', took[1], took[2]}\n"
     "elseif ARGV[7] == 'claim' then\n"
-    "  took = agents_claim(KEYS[4], KEYS[5], ARGV[8], ARGV[9], ARGV[3], KEYS[1])\n"
-    "else\n"
-    "  return {'new'}\n"
+    "  local took = agents_claim(KEYS[4], KEYS[5], ARGV[8], ARGV[9], ARGV[3], rec)\n"
+    "  out = {'new', took[1], took[2]}\n"
     "end\n"
-    "return {'new', took[1], took[2]}\n";
+    "redis.call('HSET', KEYS[1], unpack(rec))\n"
+    "redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])\n"
+    "return out\n";
 
 /*
  * finish: record the placement's result and settle the idempotency key.
@@ -141,14 +141,20 @@ const char callrec_lua_begin[] =
  * The status follows the forward-only rule: a webhook may have moved it on.
  * vcall maps the vendor's own call id to ours, for vendors whose webhooks
  * do not echo our id.
+ * The record is read once (HMGET) and written once (HSET): the field pairs
+ * (calls_finish_fields) never name status, rank or the in-flight fields, so
+ * the status answered and the in-flight decision follow from what was read.
  */
 const char callrec_lua_finish[] =
-    "local cur = redis.call('HGET', KEYS[1], 'status')\n"
-    "local rank = tonumber(redis.call('HGET', KEYS[1], 'rank') or '-1')\n"
+    "local h = redis.call('HMGET', KEYS[1], 'status', 'rank', 'inflight')\n"
+    "local cur, rank = h[1], tonumber(h[2] or '-1')\n"
+    "local rec\n"
     "if cur == false or cur == 'unknown' or tonumber(ARGV[7]) > rank then\n"
-    "  redis.call('HSET', KEYS[1], 'status', ARGV[6], 'rank', ARGV[7])\n"
+    "  cur, rank = ARGV[6], tonumber(ARGV[7])\n"
+    "  rec = {'status', ARGV[6], 'rank', ARGV[7], unpack(ARGV, 9)}\n"
+    "else\n"
+    "  rec = {unpack(ARGV, 9)}\n"
     "end\n"
-    "if #ARGV > 8 then redis.call('HSET', KEYS[1], unpack(ARGV, 9)) end\n"
     "if ARGV[1] == 'store' then\n"
     "  redis.call('HSET', KEYS[2], 'state', 'done', 'code', ARGV[3], 'body', ARGV[4])\n"
     "  redis.call('EXPIRE', KEYS[2], ARGV[2])\n"
@@ -158,13 +164,13 @@ const char callrec_lua_finish[] =
     "if ARGV[8] ~= '0' then redis.call('SET', KEYS[3], ARGV[5], 'EX', ARGV[8]) end\n"
     /* An accepted call counts as in flight at its vendor (least_busy) until its
      * terminal event -- unless that event came first. */
-    "if (ARGV[6] == 'queued' or ARGV[6] == 'scheduled') and\n"
-    "   tonumber(redis.call('HGET', KEYS[1], 'rank') or '-1') < 3 and\n"
-    "   redis.call('HGET', KEYS[1], 'inflight') ~= '1' then\n"
+    "if (ARGV[6] == 'queued' or ARGV[6] == 'scheduled') and rank < 3 and h[3] ~= '1' then\n"
     "  redis.call('INCR', KEYS[4])\n"
-    "  redis.call('HSET', KEYS[1], 'inflight', '1', 'inflight_key', KEYS[4])\n"
+    "  local n = #rec\n"
+    "  rec[n + 1], rec[n + 2], rec[n + 3], rec[n + 4] = 'inflight', '1', 'inflight_key', KEYS[4]\n"
     "end\n"
-    "return redis.call('HGET', KEYS[1], 'status')\n";
+    "if #rec > 0 then redis.call('HSET', KEYS[1], unpack(rec)) end\n"
+    "return cur\n";
 
 /*
  * event: store a vendor event durably and apply it to its call.
@@ -176,37 +182,58 @@ const char callrec_lua_finish[] =
  * built from the prefix.
  * Returns {"dup"} (already stored), {"orphan"} (no such call for this
  * tenant; kept in the orphan stream) or {"ok", applied, HGETALL of the call}.
+ * The record is read once (HMGET) and written once (HSET): the field pairs
+ * (webhook.c) never name status, rank or the in-flight fields, so what was
+ * read still holds when the in-flight count is settled.
  */
 const char callrec_lua_event[] =
     "if not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[1]) then return {'dup'} end\n"
     "local ck, ek = KEYS[1], KEYS[2]\n"
-    "if redis.call('EXISTS', ck) == 0 then\n"
-    "  local id = redis.call('GET', KEYS[5])\n"
-    "  if id then ck = ARGV[7] .. id; ek = ARGV[7] .. id .. ':events' end\n"
+    "local function state(k)\n"
+    "  return redis.call('HMGET', k, 'tenant', 'status', 'rank', 'inflight', 'inflight_key')\n"
     "end\n"
-    "if redis.call('HGET', ck, 'tenant') ~= ARGV[2] then\n"
+    /* A record always has its tenant: only without one can the key be missing. */
+    "local h = state(ck)\n"
+    "if not h[1] and redis.call('EXISTS', ck) == 0 then\n"
+    "  local id = redis.call('GET', KEYS[5])\n"
+    "  if id then ck = ARGV[7] .. id; ek = ARGV[7] .. id .. ':events'; h = state(ck) end\n"
+    "end\n"
+    "if h[1] ~= ARGV[2] then\n"
     "  redis.call('XADD', KEYS[4], 'MAXLEN', '~', '100000', '*', 'tenant', ARGV[2],\n"
     "             'event', ARGV[5])\n"
     "  return {'orphan'}\n"
     "end\n"
-    "local cur = redis.call('HGET', ck, 'status')\n"
-    "local rank = tonumber(redis.call('HGET', ck, 'rank') or '-1')\n"
-    "local applied = 0\n"
-    "if cur == 'unknown' or tonumber(ARGV[4]) > rank then\n"
+    "local applied, rec = 0, nil\n"
+    "if h[2] == 'unknown' or tonumber(ARGV[4]) > tonumber(h[3] or '-1') then\n"
     "  applied = 1\n"
-    "  redis.call('HSET', ck, 'status', ARGV[3], 'rank', ARGV[4])\n"
+    "  rec = {'status', ARGV[3], 'rank', ARGV[4], unpack(ARGV, 8)}\n"
+    "else\n"
+    /* Fields only fill gaps (HSETNX each), decided from one HMGET. */
+    "  rec = {}\n"
+    "  if #ARGV >= 8 then\n"
+    "    local names, seen = {}, {}\n"
+    "    for i = 8, #ARGV, 2 do names[#names + 1] = ARGV[i] end\n"
+    "    local have = redis.call('HMGET', ck, unpack(names))\n"
+    "    for j, f in ipairs(names) do\n"
+    "      if not have[j] and not seen[f] then\n"
+    "        rec[#rec + 1] = f\n"
+    "        rec[#rec + 1] = ARGV[7 + 2 * j]\n"
+    "      end\n"
+    "      seen[f] = true\n"
+    "    end\n"
+    "  end\n"
     "end\n"
-    "for i = 8, #ARGV, 2 do\n"
-    "  if applied == 1 then redis.call('HSET', ck, ARGV[i], ARGV[i + 1])\n"
-    "  else redis.call('HSETNX', ck, ARGV[i], ARGV[i + 1]) end\n"
-    "end\n"
-    "redis.call('HSET', ck, 'updated_at', ARGV[6])\n"
+    "rec[#rec + 1] = 'updated_at'\n"
+    "rec[#rec + 1] = ARGV[6]\n"
     /* The first terminal status ends the call's in-flight count at its vendor. */
-    "if applied == 1 and tonumber(ARGV[4]) >= 3 and redis.call('HGET', ck, 'inflight') == '1' then\n"
-    "  redis.call('HSET', ck, 'inflight', '0')\n"
-    "  local ik = redis.call('HGET', ck, 'inflight_key')\n"
-    "  if ik and tonumber(redis.call('DECR', ik)) < 0 then redis.call('SET', ik, '0') end\n"
+    "local ik = nil\n"
+    "if applied == 1 and tonumber(ARGV[4]) >= 3 and h[4] == '1' then\n"
+    "  rec[#rec + 1] = 'inflight'\n"
+    "  rec[#rec + 1] = '0'\n"
+    "  ik = h[5]\n"
     "end\n"
+    "redis.call('HSET', ck, unpack(rec))\n"
+    "if ik and tonumber(redis.call('DECR', ik)) < 0 then redis.call('SET', ik, '0') end\n"
     "redis.call('RPUSH', ek, '{\"applied\":' .. (applied == 1 and 'true' or 'false') ..\n"
     "           ',' .. string.sub(ARGV[5], 2))\n"
     "redis.call('LTRIM', ek, -200, -1)\n"
@@ -236,8 +263,12 @@ const char callrec_lua_list[] =
     "      if #rec > 0 then\n"
     "        local ok = true\n"
     "        if ARGV[5] ~= '' or ARGV[6] ~= '' then\n"
-    "          local st = redis.call('HGET', ARGV[1] .. id, 'status')\n"
-    "          local ref = redis.call('HGET', ARGV[1] .. id, 'reference')\n"
+    /* The filters read the record already fetched, not Redis again. */
+    "          local st, ref = false, false\n"
+    "          for j = 1, #rec, 2 do\n"
+    "            if rec[j] == 'status' then st = rec[j + 1]\n"
+    "            elseif rec[j] == 'reference' then ref = rec[j + 1] end\n"
+    "          end\n"
     "          ok = (ARGV[5] == '' or st == ARGV[5]) and (ARGV[6] == '' or ref == ARGV[6])\n"
     "        end\n"
     "        if ok then out[#out + 1] = rec end\n"

@@ -1019,6 +1019,67 @@ Test(agents, lua_reserve_semantics)
     cr_assert_str_eq(tag, "missing");
 }
 
+/*
+ * The view a placement answers is built from what the script read and
+ * wrote, not read back: it must be the agent as Redis now holds it. Runs
+ * one script (agents_lua_reserve, or agents_lua_claim when group is set)
+ * and checks its tag and view.
+ */
+static void
+placed_view_is_stored(const char *agent, const char *group, const char *call, const char *need,
+                      const char *want_tag)
+{
+    redisReply *rep, *now;
+    size_t i;
+
+    if (group != NULL) {
+        rep = redis_fixture_cmd(&gw.redis,
+                                "EVAL %s 2 cg:aidle:acme:%s cg:agroup:acme:%s cg:agent:acme: "
+                                "cg:aidle:acme: %s",
+                                agents_lua_claim, group, group, call);
+    } else {
+        rep = redis_fixture_cmd(&gw.redis, "EVAL %s 1 cg:agent:acme:%s cg:aidle:acme: %s %s",
+                                agents_lua_reserve, agent, call, need);
+    }
+    cr_assert_not_null(rep);
+    cr_assert_eq(rep->type, REDIS_REPLY_ARRAY, "%s", rep->type == REDIS_REPLY_ERROR ? rep->str : "");
+    cr_assert_eq(rep->elements, 2);
+    cr_assert_str_eq(rep->element[0]->str, want_tag);
+    now = redis_fixture_cmd(&gw.redis,
+                            "HMGET cg:agent:acme:%s id doc status status_since call_id idle_since "
+                            "updated_at",
+                            agent);
+    cr_assert_not_null(now);
+    cr_assert_eq(rep->element[1]->elements, now->elements);
+    for (i = 0; i < now->elements; i++) {
+        const redisReply *a = rep->element[1]->element[i], *b = now->element[i];
+        cr_assert_eq(a->type, b->type, "%s field %zu", call, i);
+        if (b->type == REDIS_REPLY_STRING) {
+            cr_assert_str_eq(a->str, b->str, "%s field %zu", call, i);
+        }
+    }
+    freeReplyObject(now);
+    freeReplyObject(rep);
+}
+
+Test(agents, lua_placed_view_is_stored)
+{
+    make_agent("w1", "[\"sales\", \"support\"]");
+    gwtest_sleep_ms(3);
+    placed_view_is_stored("w1", NULL, "call_1", "1", "ok"); /* available -> busy */
+    cr_assert_eq(zscore("cg:aidle:acme:sales", "w1"), -1);
+    cr_assert_eq(zscore("cg:aidle:acme:support", "w1"), -1);
+    placed_view_is_stored("w1", NULL, "call_1", "1", "ok");          /* the same call again */
+    placed_view_is_stored("w1", NULL, "call_2", "1", "unavailable"); /* busy, required */
+    placed_view_is_stored("w1", NULL, "call_2", "0", "ok");          /* busy, takes the call */
+    json_decref(set_status("w1", "offline"));
+    placed_view_is_stored("w1", NULL, "call_3", "0", "ok"); /* offline stays offline */
+    json_decref(set_status("w1", "available"));
+    gwtest_sleep_ms(3);
+    placed_view_is_stored("w1", "support", "call_4", NULL, "ok");
+    cr_assert_eq(zscore("cg:aidle:acme:sales", "w1"), -1, "claimed out of every group");
+}
+
 /* ---- the placement functions, in this process, from two replicas --------------------------- */
 
 struct replica {

@@ -187,6 +187,9 @@ Test(webhook, terminal_status_never_goes_back)
     cr_assert(json_is_true(json_object_get(json_array_get(evs, 0), "applied")));
     cr_assert(json_is_false(json_object_get(json_array_get(evs, 1), "applied")));
     cr_assert_str_eq(jstr(json_array_get(evs, 1), "status"), "queued");
+    /* A late event only fills fields the call lacks. */
+    cr_assert_str_eq(jstr(call, "vendor_status"), "NO_ANSWER");
+    cr_assert_str_eq(jstr(call, "ended_at"), "2026-07-03T10:00:30Z");
     json_decref(call);
     free(done);
     free(late);
