@@ -1060,14 +1060,9 @@ head_str(struct head_buf *h, const char *s)
 static void
 head_num(struct head_buf *h, unsigned long long v)
 {
-    char digits[24];
-    size_t i = sizeof(digits);
+    char digits[20];
 
-    do {
-        digits[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    head_put(h, digits + i, sizeof(digits) - i);
+    head_put(h, digits, util_utoa(v, digits));
 }
 
 static const char *

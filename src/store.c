@@ -912,16 +912,8 @@ store_source_of(struct store *st, const struct store_script *sc)
 static char *
 store_put_len(char *p, char mark, size_t n)
 {
-    char digits[24];
-    size_t i = sizeof(digits);
-
-    do {
-        digits[--i] = (char)('0' + n % 10);
-        n /= 10;
-    } while (n != 0);
     *p++ = mark;
-    memcpy(p, digits + i, sizeof(digits) - i);
-    p += sizeof(digits) - i;
+    p += util_utoa(n, p);
     *p++ = '\r';
     *p++ = '\n';
     return p;

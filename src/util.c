@@ -249,3 +249,18 @@ util_parse_long(const char *s, long min, long max, long *out)
     *out = v;
     return 0;
 }
+
+size_t
+util_utoa(unsigned long long v, char out[20])
+{
+    char digits[20];
+    size_t i = sizeof(digits), n;
+
+    do {
+        digits[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    n = sizeof(digits) - i;
+    memcpy(out, digits + i, n);
+    return n;
+}

@@ -36,6 +36,9 @@ int util_zone_valid(const char *zone);
 /* strlcpy: copy with truncation, always NUL-terminated. Returns strlen(src). */
 size_t util_strlcpy(char *dst, const char *src, size_t size);
 
+/* v in decimal into out (no NUL), without printf; returns the length (at most 20). */
+size_t util_utoa(unsigned long long v, char out[20]);
+
 /* Copy the whole evbuffer into a new NUL-terminated string (caller frees). */
 char *util_evbuffer_dup(struct evbuffer *buf, size_t *len);
 

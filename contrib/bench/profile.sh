@@ -18,9 +18,7 @@ set -euo pipefail
 
 secs=${1:-10}
 conns=${2:-64}
-case $secs$conns in *[!0-9]*) echo "seconds and connections: numbers" >&2; exit 2 ;; esac
-[ "$secs" -ge 1 ] && [ "$secs" -le 60 ] || { echo "1 to 60 s" >&2; exit 2; }
-[ "$conns" -ge 1 ] && [ "$conns" -le 1000 ] || { echo "1 to 1000 connections" >&2; exit 2; }
+rig_check_args "$secs" "$conns"
 command -v perf >/dev/null || { echo "perf is needed (Debian: linux-perf)" >&2; exit 2; }
 command -v strace >/dev/null || { echo "strace is needed" >&2; exit 2; }
 

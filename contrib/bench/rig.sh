@@ -14,6 +14,14 @@ RIG_SUT_CPU=${RIG_SUT_CPU:-1}
 RIG_WRK_THREADS=${RIG_WRK_THREADS:-1}
 RIG_PIDS=()
 
+# rig_check_args SECS CONNS: both whole numbers, 1 to 60 s and 1 to 1,000
+# connections (every run is bounded); exits with a message otherwise.
+rig_check_args() {
+  case "$1$2" in *[!0-9]*|'') echo "seconds and connections: numbers" >&2; exit 2 ;; esac
+  [ "$1" -ge 1 ] && [ "$1" -le 60 ] || { echo "1 to 60 s per run" >&2; exit 2; }
+  [ "$2" -ge 1 ] && [ "$2" -le 1000 ] || { echo "1 to 1000 connections" >&2; exit 2; }
+}
+
 # The Debian packages the rig needs beyond callgate's own (contrib/deps.sh).
 rig_deps() {
   local missing=() p
