@@ -118,8 +118,9 @@ rig_nginx_proxy() {
 
 rig_redis() {
   cg_free_port; RIG_REDIS_PORT=$CG_PORT
+  # shellcheck disable=SC2086 # RIG_REDIS_ARGS: extra redis-server options to try
   taskset -c "$RIG_HARNESS_CPU" redis-server --port "$RIG_REDIS_PORT" --bind 127.0.0.1 \
-    --save "" --appendonly no --dir "$RIG_RUN" >"$RIG_RUN/redis.log" 2>&1 &
+    --save "" --appendonly no --dir "$RIG_RUN" ${RIG_REDIS_ARGS:-} >"$RIG_RUN/redis.log" 2>&1 &
   RIG_REDIS_PID=$!
   RIG_PIDS+=("$RIG_REDIS_PID")
   cg_wait_port "$RIG_REDIS_PORT"

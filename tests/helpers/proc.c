@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -256,7 +257,11 @@ proc_free_port(void)
     int fd, port, tries, one = 1;
 
     if (seed == 0) {
-        seed = (unsigned int)getpid() ^ (unsigned int)proc_now_ms();
+        /* Not pid ^ time: two workers forked a millisecond apart with
+         * consecutive pids got the same seed, and so the same ports. */
+        if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed) || seed == 0) {
+            seed = (unsigned int)getpid() * 2654435761u + (unsigned int)proc_now_ms() * 40503u + 1;
+        }
     }
     for (tries = 0; tries < 500; tries++) {
         port = 20000 + (int)(rand_r(&seed) % 12768);
