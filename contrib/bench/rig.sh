@@ -118,9 +118,14 @@ rig_nginx_proxy() {
 
 rig_redis() {
   cg_free_port; RIG_REDIS_PORT=$CG_PORT
-  # shellcheck disable=SC2086 # RIG_REDIS_ARGS: extra redis-server options to try
+  # hash-max-listpack-value: the setting README recommends for callgate (its
+  # hashes hold one or two values over Redis's default of 64 bytes); the
+  # Node peer uses plain strings, which it does not touch.
+  # RIG_REDIS_ARGS: other redis-server options, to try (later ones win).
+  # shellcheck disable=SC2086
   taskset -c "$RIG_HARNESS_CPU" redis-server --port "$RIG_REDIS_PORT" --bind 127.0.0.1 \
-    --save "" --appendonly no --dir "$RIG_RUN" ${RIG_REDIS_ARGS:-} >"$RIG_RUN/redis.log" 2>&1 &
+    --save "" --appendonly no --dir "$RIG_RUN" --hash-max-listpack-value 1024 \
+    ${RIG_REDIS_ARGS:-} >"$RIG_RUN/redis.log" 2>&1 &
   RIG_REDIS_PID=$!
   RIG_PIDS+=("$RIG_REDIS_PID")
   cg_wait_port "$RIG_REDIS_PORT"
