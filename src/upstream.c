@@ -981,7 +981,7 @@ upstream_sock_adopt(struct upstream *up, curl_socket_t fd)
  * CURLOPT_CLOSESOCKETFUNCTION, set on every handle: libcurl closes a
  * connection socket through here (after CURL_POLL_REMOVE, if it was
  * watched). The registration must go before the fd does: once the number is
- * reused (by evhttp, hiredis or us), libevent would believe the new socket
+ * reused (by the front end, hiredis or us), libevent would believe the new socket
  * already registered, and its events would be lost.
  */
 static int
