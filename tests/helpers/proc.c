@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -87,9 +88,17 @@ proc_merge_env(const char *const *env)
 
 /* In the child: stdio to the log, no inherited descriptors, then exec. */
 static void
-proc_exec_child(int logfd, const char *const *argv, char **envp)
+proc_exec_child(int logfd, const char *const *argv, char **envp, pid_t parent)
 {
-    int nullfd = open("/dev/null", O_RDONLY);
+    int nullfd;
+
+    /* Die with the test: a test that crashes in its setup never runs its
+     * teardown, and its Redis, simulator or gateway would hold their ports
+     * (and the CI machine) after it. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) {
+        _exit(127);
+    }
+    nullfd = open("/dev/null", O_RDONLY);
 
     if (nullfd >= 0) {
         dup2(nullfd, STDIN_FILENO);
@@ -108,7 +117,7 @@ proc_start(struct proc *p, const char *const *argv, const char *const *env, cons
 {
     char **envp;
     int logfd;
-    pid_t pid;
+    pid_t pid, parent;
 
     p->pid = 0;
     if (argv == NULL || argv[0] == NULL || log_path == NULL ||
@@ -125,9 +134,10 @@ proc_start(struct proc *p, const char *const *argv, const char *const *env, cons
         close(logfd);
         return -1;
     }
+    parent = getpid();
     pid = fork();
     if (pid == 0) {
-        proc_exec_child(logfd, argv, envp);
+        proc_exec_child(logfd, argv, envp, parent);
     }
     free(envp);
     close(logfd);
