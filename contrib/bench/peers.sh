@@ -30,16 +30,11 @@ done
 rig_deps
 cg_build plain
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-RIG_RUN=$(mktemp -d /tmp/callgate-peers.XXXXXX)
-chmod 755 "$RIG_RUN"
-trap rig_cleanup EXIT
-trap 'exit 130' INT TERM
+rig_begin peers
 
-rig_redis
-rig_stub
+rig_world
 rig_nginx_proxy
 rig_node
-cg_free_port; RIG_GW_PORT=$CG_PORT
 rig_conf "$RIG_RUN/callgate.json" '.limits.max_connections=20000'
 rig_callgate "$CG_TOP/build/plain" "$RIG_RUN/callgate.json" ||
   { echo "callgate did not come up; see $RIG_RUN (CG_BENCH_KEEP=1 keeps it)" >&2; exit 1; }

@@ -25,16 +25,11 @@ command -v strace >/dev/null || { echo "strace is needed" >&2; exit 2; }
 rig_deps
 cg_build plain
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-RIG_RUN=$(mktemp -d /tmp/callgate-profile.XXXXXX)
-chmod 755 "$RIG_RUN"
+rig_begin profile
 out=${CG_BENCH_OUT:-$RIG_RUN}
 mkdir -p "$out"
-trap rig_cleanup EXIT
-trap 'exit 130' INT TERM
 
-rig_redis
-rig_stub
-cg_free_port; RIG_GW_PORT=$CG_PORT
+rig_world
 rig_conf "$RIG_RUN/callgate.json"
 rig_callgate "$CG_TOP/build/plain" "$RIG_RUN/callgate.json" ||
   { echo "callgate did not come up" >&2; exit 1; }

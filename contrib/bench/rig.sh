@@ -50,6 +50,23 @@ rig_deps() {
   return $rc
 }
 
+# rig_begin NAME: the run directory (RIG_RUN), and the traps that stop
+# everything the rig starts and remove it on exit or interruption.
+rig_begin() {
+  RIG_RUN=$(mktemp -d "/tmp/callgate-$1.XXXXXX")
+  chmod 755 "$RIG_RUN"
+  trap rig_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+
+# rig_world: Redis and the vendor stub on the harness core, and a free port
+# for callgate (RIG_GW_PORT).
+rig_world() {
+  rig_redis
+  rig_stub
+  cg_free_port; RIG_GW_PORT=$CG_PORT
+}
+
 # Stop everything the rig started (the EXIT trap), then remove RIG_RUN.
 rig_cleanup() {
   local p

@@ -25,16 +25,11 @@ cg_build plain
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 [ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge 10240 ] ||
   { echo "needs ulimit -n >= 10240 (hard limit: $(ulimit -Hn))" >&2; exit 2; }
-RIG_RUN=$(mktemp -d /tmp/callgate-scale.XXXXXX)
-chmod 755 "$RIG_RUN"
-trap rig_cleanup EXIT
-trap 'exit 130' INT TERM
+rig_begin scale
 py="$RIG_DIR/scale.py"
 bin="$CG_TOP/build/plain"
 
-rig_redis
-rig_stub
-cg_free_port; RIG_GW_PORT=$CG_PORT
+rig_world
 # max_connections above the 10,000 held plus wrk's.
 rig_conf "$RIG_RUN/base.json" '.limits.max_connections=20000'
 

@@ -23,14 +23,9 @@ cg_build plain
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 RIG_HARNESS_CPU=0,1
 RIG_SUT_CPU=0,1
-RIG_RUN=$(mktemp -d /tmp/callgate-workers.XXXXXX)
-chmod 755 "$RIG_RUN"
-trap rig_cleanup EXIT
-trap 'exit 130' INT TERM
+rig_begin workers
 
-rig_redis
-rig_stub
-cg_free_port; RIG_GW_PORT=$CG_PORT
+rig_world
 rig_conf "$RIG_RUN/callgate.json"
 gw=http://127.0.0.1:$RIG_GW_PORT
 declare -A rps cpu p99 busy
