@@ -641,6 +641,9 @@ conn_close(struct http1_conn *c, const char *why)
     }
 }
 
+/* The path of a target that names none (handlers read paths, never write them). */
+static char http1_root[] = "/";
+
 /* Turn target into path and query, in place. 0, or -1 if it is no path. */
 static int
 req_split_target(struct http1_req *r)
@@ -652,8 +655,7 @@ req_split_target(struct http1_req *r)
         r->path = t;
     } else if (strncasecmp(t, "http://", 7) == 0 || strncasecmp(t, "https://", 8) == 0) {
         char *slash = strchr(t + (t[4] == ':' ? 7 : 8), '/');
-        static char root[] = "/";
-        r->path = slash != NULL ? slash : root;
+        r->path = slash != NULL ? slash : http1_root;
     } else {
         return -1;
     }
@@ -665,8 +667,7 @@ req_split_target(struct http1_req *r)
         r->query = q + 1;
     }
     if (r->path[0] == '\0') {
-        static char root[] = "/";
-        r->path = root;
+        r->path = http1_root;
     }
     return 0;
 }
@@ -689,13 +690,13 @@ conn_dispatch(struct http1_conn *c)
         }
     }
     if (r->error != 0) {
-        static char root[] = "/", empty[] = "";
-        r->path = root;
+        static char empty[] = "";
+        r->path = http1_root;
         r->query = NULL;
         r->body = empty;
         r->body_len = 0;
         if (r->target == NULL) {
-            r->target = root;
+            r->target = http1_root;
         }
         c->close_after = 1;
         conn_read_on(c, 0);
