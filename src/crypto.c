@@ -25,8 +25,11 @@ static const char crypto_b64_alphabet[] =
 /* Crockford base32, lower case: sorts the same way as the values it encodes. */
 static const char crypto_b32_alphabet[] = "0123456789abcdefghjkmnpqrstvwxyz";
 
-/* Characters of an id after the prefix and "_": 10 of time, 20 of randomness. */
+/* Characters of an id after the prefix and "_": 10 of time, 2 of sequence,
+ * 20 of randomness. */
 #define CRYPTO_ID_TIME_CHARS 10
+#define CRYPTO_ID_SEQ_CHARS 2
+#define CRYPTO_ID_SEQ_MAX 1024 /* 32 * 32 */
 #define CRYPTO_ID_RAND_CHARS 20
 #define CRYPTO_ID_RAND_BYTES 13 /* 104 bits, of which 100 are used */
 
@@ -285,6 +288,10 @@ crypto_random(void *buf, size_t len)
     return 0;
 }
 
+/* The last id's millisecond and its sequence number within it. */
+static uint64_t crypto_id_last_ms;
+static unsigned crypto_id_seq;
+
 void
 crypto_new_id(const char *prefix, char *out, size_t outlen)
 {
@@ -301,7 +308,7 @@ crypto_new_id(const char *prefix, char *out, size_t outlen)
     if (!prefix)
         prefix = "";
     plen = strlen(prefix);
-    if (outlen < plen + 2 + CRYPTO_ID_TIME_CHARS + CRYPTO_ID_RAND_CHARS)
+    if (outlen < plen + 2 + CRYPTO_ID_TIME_CHARS + CRYPTO_ID_SEQ_CHARS + CRYPTO_ID_RAND_CHARS)
         return;
     if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
         return;
@@ -312,10 +319,29 @@ crypto_new_id(const char *prefix, char *out, size_t outlen)
     o = plen;
     out[o++] = '_';
 
-    /* 48 bits of milliseconds as 10 base32 digits, most significant first. */
+    /*
+     * Ids of one process never go backwards: within a millisecond (or while
+     * the clock steps back) the sequence counts up, and after 1,024 ids the
+     * millisecond itself moves on. So calls listed "newest first" by time
+     * then id keep their order however fast they are made.
+     */
     ms = ((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u) & 0xffffffffffffULL;
+    if (ms <= crypto_id_last_ms) {
+        ms = crypto_id_last_ms;
+        if (++crypto_id_seq == CRYPTO_ID_SEQ_MAX) {
+            ms++;
+            crypto_id_seq = 0;
+        }
+    } else {
+        crypto_id_seq = 0;
+    }
+    crypto_id_last_ms = ms;
+
+    /* 48 bits of milliseconds as 10 base32 digits, most significant first. */
     for (i = 0; i < CRYPTO_ID_TIME_CHARS; i++)
         out[o++] = crypto_b32_alphabet[(ms >> (5 * (CRYPTO_ID_TIME_CHARS - 1 - i))) & 31];
+    out[o++] = crypto_b32_alphabet[crypto_id_seq >> 5];
+    out[o++] = crypto_b32_alphabet[crypto_id_seq & 31];
 
     /* 100 random bits, 5 at a time. */
     for (i = 0; i < CRYPTO_ID_RAND_CHARS; i++) {

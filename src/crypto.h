@@ -34,10 +34,11 @@ int crypto_equal(const void *a, size_t alen, const void *b, size_t blen);
 int crypto_random(void *buf, size_t len);
 
 /*
- * Mint an identifier "<prefix>_<30 chars>": the millisecond clock in 10
- * Crockford base32 characters, then 100 random bits in 20 more, so ids sort
- * by creation time and stay unguessable (the contract asks >= 96 bits).
- * out needs at least strlen(prefix) + 32 bytes.
+ * Mint an identifier "<prefix>_<32 chars>": the millisecond clock in 10
+ * Crockford base32 characters, a sequence number within the millisecond in
+ * 2, then 100 random bits in 20 more. Ids sort by creation time, strictly
+ * within one process, and stay unguessable (the contract asks >= 96 bits).
+ * out needs at least strlen(prefix) + 34 bytes; a shorter one gets "".
  */
 void crypto_new_id(const char *prefix, char *out, size_t outlen);
 

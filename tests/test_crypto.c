@@ -242,26 +242,26 @@ Test(crypto, id_format)
     clock_gettime(CLOCK_REALTIME, &ts);
     now = (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000;
     crypto_new_id("call", id, sizeof(id));
-    cr_assert_eq(strlen(id), strlen("call_") + 30, "%s", id);
+    cr_assert_eq(strlen(id), strlen("call_") + 32, "%s", id);
     cr_expect_eq(strncmp(id, "call_", 5), 0);
     for (i = 5; id[i]; i++)
         cr_expect_not_null(strchr(id_alphabet, id[i]), "bad char '%c' in %s", id[i], id);
     t = id_time(id);
     cr_expect(t >= now && t < now + 5000, "time part %llu, clock %llu", t, now);
 
-    /* exactly big enough: prefix + "_" + 30 + NUL */
+    /* exactly big enough: prefix + "_" + 32 + NUL */
     memset(id, 'x', sizeof(id));
-    crypto_new_id("wh", id, 2 + 32);
-    cr_expect_eq(strlen(id), 33);
+    crypto_new_id("wh", id, 2 + 34);
+    cr_expect_eq(strlen(id), 35);
     memset(id, 'x', sizeof(id));
-    crypto_new_id("wh", id, 2 + 31);
+    crypto_new_id("wh", id, 2 + 33);
     cr_expect_str_eq(id, "");
     memset(id, 'x', sizeof(id));
     crypto_new_id("wh", id, 1);
     cr_expect_str_eq(id, "");
     crypto_new_id("wh", NULL, 0);
     crypto_new_id("", id, sizeof(id));
-    cr_expect_eq(strlen(id), 31);
+    cr_expect_eq(strlen(id), 33);
     cr_expect_eq(id[0], '_');
 }
 
@@ -299,6 +299,21 @@ Test(crypto, ids_distinct)
     for (i = 1; i < N; i++)
         cr_expect_neq(strcmp(ids[i - 1], ids[i]), 0, "duplicate %s", ids[i]);
     free(ids);
+}
+
+/* Made back to back, many within one millisecond: each sorts after the last. */
+Test(crypto, ids_strictly_increase)
+{
+    enum { N = 5000 };
+    char prev[64], cur[64];
+    int i;
+
+    crypto_new_id("call", prev, sizeof(prev));
+    for (i = 0; i < N; i++) {
+        crypto_new_id("call", cur, sizeof(cur));
+        cr_assert_lt(strcmp(prev, cur), 0, "%s !< %s", prev, cur);
+        memcpy(prev, cur, sizeof(prev));
+    }
 }
 
 Test(crypto, standard_webhooks_signature)
