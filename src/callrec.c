@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include "callrec.h"
+#include "jsonw.h"
 
 const char *const call_status_text[CALL_STATUS_MAX] = {
     [CALL_QUEUED] = "queued",         [CALL_SCHEDULED] = "scheduled",
@@ -334,6 +335,42 @@ callrec_json_field(const char *s, json_t *def)
     }
     json_decref(def);
     return v;
+}
+
+char *
+callrec_summary_text(const json_t *fields, const char *attempts_json)
+{
+    struct jsonw w;
+    const char *s;
+    size_t i;
+
+    if (callrec_field(fields, "id") == NULL || attempts_json == NULL || jsonw_init(&w, 512) != 0) {
+        return NULL;
+    }
+    for (i = 0; i < sizeof(callrec_plain) / sizeof(callrec_plain[0]); i++) {
+        jsonw_raw(&w, i == 0 ? "{\"" : ",\"", 2);
+        jsonw_raw(&w, callrec_plain[i], strlen(callrec_plain[i]));
+        jsonw_lit(&w, "\":");
+        s = callrec_field(fields, callrec_plain[i]);
+        jsonw_str(&w, s != NULL && s[0] != '\0' ? s : NULL);
+    }
+    s = callrec_field(fields, "agent_action_required");
+    if (s != NULL && strcmp(s, "1") == 0) {
+        jsonw_lit(&w, ",\"agent_action_required\":true");
+    } else {
+        jsonw_lit(&w, ",\"agent_action_required\":false");
+    }
+    s = callrec_field(fields, "tags");
+    jsonw_lit(&w, ",\"tags\":");
+    if (s != NULL && s[0] == '{') {
+        jsonw_raw(&w, s, strlen(s));
+    } else {
+        jsonw_lit(&w, "{}");
+    }
+    jsonw_lit(&w, ",\"attempts\":");
+    jsonw_raw(&w, attempts_json, strlen(attempts_json));
+    jsonw_lit(&w, "}");
+    return jsonw_take(&w);
 }
 
 json_t *

@@ -73,4 +73,15 @@ const char *callrec_field(const struct json_t *fields, const char *name);
 struct json_t *callrec_render(const struct json_t *fields, const struct redisReply *events,
                               int with_detail);
 
+/*
+ * The same call object as callrec_render(fields, NULL, 0) with its
+ * "attempts" replaced by attempts_json, as the compact text json_dumps()
+ * would make of it (JSON_COMPACT | JSON_PRESERVE_ORDER), written directly:
+ * the placement answer, on every call. fields' "tags", when present, must be
+ * compact JSON text of an object with its keys sorted (as calls.c stores
+ * it), and attempts_json compact JSON text. Returns a string to free, or
+ * NULL when fields has no id or memory ran out.
+ */
+char *callrec_summary_text(const struct json_t *fields, const char *attempts_json);
+
 #endif

@@ -42,6 +42,7 @@
 #include "decide.h"
 #include "front.h"
 #include "gw.h"
+#include "jsonw.h"
 #include "throttle.h"
 #include "metrics.h"
 #include "phone.h"
@@ -493,25 +494,23 @@ place_conclude(struct place *p, enum call_status status, int code, const char *s
         p->agent_reserved = 0;
     }
     json_object_set_new(p->fields, "status", json_string(call_status_text[status]));
+    attempts = jsonw_dumps(p->attempts);
     if (code < 300) {
-        out = callrec_render(p->fields, NULL, 0);
-        if (out != NULL) {
-            json_object_set(out, "attempts", p->attempts);
-        }
+        /* Written directly: the answer every placement makes. */
+        p->answer = callrec_summary_text(p->fields, attempts != NULL ? attempts : "[]");
         p->content_type = "application/json";
     } else {
         out = problem_new(code, slug, detail, p->r != NULL ? p->r->request_id : NULL, NULL);
         json_object_set_new(out, "call_id", json_string(p->call_id));
         json_object_set(out, "attempts", p->attempts);
+        p->answer = json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        json_decref(out);
         p->content_type = "application/problem+json";
     }
     p->code = code;
-    p->answer = out != NULL ? json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(out);
     if (p->answer == NULL) {
         p->answer = strdup("{}");
     }
-    attempts = json_dumps(p->attempts, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_object_set_new(p->fields, "attempts", json_string(attempts != NULL ? attempts : "[]"));
     free(attempts);
     if (code == 503 && p->throttled_ms > 0) {

@@ -610,3 +610,75 @@ Test(callrec, render_from_reply, .timeout = 10)
     json_decref(o);
     json_decref(fields);
 }
+
+/* ---------------------------------------------------------------------------
+ * callrec_summary_text: the placement answer, written without jansson, must
+ * be the very bytes json_dumps() makes of callrec_render() with the attempts.
+ */
+
+static void
+assert_summary_matches_render(json_t *fields, const char *attempts_text)
+{
+    json_t *o = callrec_render(fields, NULL, 0);
+    json_t *attempts = json_loads(attempts_text, 0, NULL);
+    char *want, *got;
+
+    cr_assert_not_null(o);
+    cr_assert_not_null(attempts);
+    json_object_set_new(o, "attempts", attempts);
+    want = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    got = callrec_summary_text(fields, attempts_text);
+    cr_assert_not_null(got);
+    cr_assert_str_eq(got, want);
+    free(got);
+    free(want);
+    json_decref(o);
+}
+
+Test(callrec, summary_text_is_render_dumped, .timeout = 10)
+{
+    static const char attempts[] =
+        "[{\"vendor\":\"clouddialer\",\"outcome\":\"accepted\",\"http_status\":200,"
+        "\"detail\":\"Call \\\"initiated\\\"\",\"ms\":1.5}]";
+    json_t *fields = full_fields();
+    json_t *min = json_pack("{s:s, s:s}", "id", CALL_ID, "to", "");
+
+    assert_summary_matches_render(fields, attempts);
+    assert_summary_matches_render(min, "[]");
+    /* Flags, tags with several keys (stored sorted), the string escapes. */
+    json_object_set_new(fields, "agent_action_required", json_string("1"));
+    json_object_set_new(fields, "tags", json_string("{\"a\":\"x\\\"y\",\"b\":\"\\u0001\"}"));
+    json_object_set_new(fields, "reference",
+                        json_string("q\"b\\s/\b\f\n\r\t\x01\x1f\x7f caf\xc3\xa9 \xe2\x80\xa8 "
+                                    "\xf0\x9f\x93\x9e"));
+    assert_summary_matches_render(fields, attempts);
+    json_object_set_new(fields, "agent_action_required", json_string("0"));
+    json_object_set_new(fields, "scheduled_at", json_string("2026-07-03T10:00:00Z"));
+    json_object_del(fields, "tags");
+    assert_summary_matches_render(fields, attempts);
+    json_decref(fields);
+    json_decref(min);
+}
+
+Test(callrec, summary_text_every_control_byte, .timeout = 10)
+{
+    json_t *fields = json_pack("{s:s}", "id", CALL_ID);
+    char s[2] = {0, 0};
+    int c;
+
+    for (c = 1; c < 128; c++) {
+        s[0] = (char)c;
+        json_object_set_new(fields, "reference", json_string(s));
+        assert_summary_matches_render(fields, "[]");
+    }
+    json_decref(fields);
+}
+
+Test(callrec, summary_text_without_id, .timeout = 10)
+{
+    json_t *fields = json_pack("{s:s}", "to", "+919876543210");
+
+    cr_assert_null(callrec_summary_text(fields, "[]"));
+    cr_assert_null(callrec_summary_text(NULL, "[]"));
+    json_decref(fields);
+}
