@@ -22,6 +22,7 @@
 #include "cglog.h"
 #include "conf.h"
 #include "front.h"
+#include "jalloc.h"
 #include "routes.h"
 #include "util.h"
 #include "workers.h"
@@ -116,6 +117,7 @@ main(int argc, char **argv)
     int c, test = 0, rc = 0, worker = -1;
     long workers = 1;
 
+    jalloc_install();
     while ((c = getopt_long(argc, argv, "c:w:tVh", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
