@@ -27,6 +27,7 @@
 /* Free blocks kept per class: at most about 1 MiB in all. */
 #define JALLOC_KEEP 512
 
+#ifndef JALLOC_OFF
 struct jalloc_block {
     struct jalloc_block *next; /* while free */
 };
@@ -73,6 +74,8 @@ jalloc_free(void *p)
     jalloc_lists[cls] = b;
     jalloc_kept[cls]++;
 }
+
+#endif
 
 void
 jalloc_install(void)
