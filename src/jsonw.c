@@ -227,11 +227,3 @@ jsonw_take(struct jsonw *w)
     w->len = w->cap = 0;
     return out;
 }
-
-void
-jsonw_free(struct jsonw *w)
-{
-    free(w->buf);
-    w->buf = NULL;
-    w->len = w->cap = 0;
-}

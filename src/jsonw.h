@@ -46,10 +46,8 @@ void jsonw_value(struct jsonw *w, const struct json_t *v);
  * its per-container bookkeeping. */
 char *jsonw_dumps(const struct json_t *v);
 
-/* The buffer (caller frees), or NULL when a write failed; w is emptied. */
+/* The buffer (caller frees), or NULL when a write failed (the buffer is then
+ * freed); w is emptied either way. Every writer ends here. */
 char *jsonw_take(struct jsonw *w);
-
-/* Free what w holds. */
-void jsonw_free(struct jsonw *w);
 
 #endif
